@@ -283,6 +283,21 @@ func (d *Document) find(match func(*Descriptor) bool) (*Descriptor, int, bool) {
 	return nil, 0, false
 }
 
+// LayerAssignment returns the node IDs of each layer, in document order:
+// what an authority puts in its next vote as Vote.PriorLayers.
+func (d *Document) LayerAssignment() [][]NodeID {
+	out := make([][]NodeID, len(d.Layers))
+	for i, l := range d.Layers {
+		out[i] = make([]NodeID, 0, len(l))
+		for _, x := range l {
+			if x != nil {
+				out[i] = append(out[i], x.ID)
+			}
+		}
+	}
+	return out
+}
+
 // MaySendTo reports whether a node in layer from may send packets to a node
 // in layer to: provider → layer 0 → … → last layer → provider. Layers are
 // as returned by Layer.

@@ -272,6 +272,10 @@ func TestDocumentLookups(t *testing.T) {
 			t.Errorf("node %d not found by link key", i)
 		}
 	}
+	la := doc.LayerAssignment()
+	if len(la) != 3 || la[1][0] != id(2) || la[2][1] != id(5) {
+		t.Errorf("LayerAssignment = %x", la)
+	}
 	var unknown pki.NodeID
 	if _, ok := doc.Layer(unknown); ok {
 		t.Error("unknown node has a layer")

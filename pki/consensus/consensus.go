@@ -420,15 +420,14 @@ func agreedNodes(valid []counted, threshold int) ([]*pki.Descriptor, error) {
 	slices.SortFunc(out, byID)
 	// Two different descriptors of one node cannot both have a majority
 	// when each vote carries one per node; drop both if it happens anyway.
-	out = slices.DeleteFunc(out, func(d *pki.Descriptor) bool {
-		n := 0
-		for _, o := range out {
-			if o.ID == d.ID {
-				n++
-			}
+	var kept []*pki.Descriptor
+	for i, d := range out {
+		if i > 0 && out[i-1].ID == d.ID || i+1 < len(out) && out[i+1].ID == d.ID {
+			continue
 		}
-		return n > 1
-	})
+		kept = append(kept, d)
+	}
+	out = kept
 	return out, nil
 }
 

@@ -633,3 +633,29 @@ func FuzzCompute(f *testing.F) {
 		}
 	})
 }
+
+// TestChain runs two epochs: the second epoch's votes carry the first
+// document's layer assignment, and every mix keeps its layer.
+func TestChain(t *testing.T) {
+	first := newNet(t, 3, 2, 3, 2, 20)
+	nodes := append(first.mixes("m", 7), first.node("p", pki.RoleProvider))
+	var votes [][]byte
+	for i := range 3 {
+		votes = append(votes, first.vote(i, nodes, nil))
+	}
+	doc1 := first.mustCompute(votes, first.reveals(0, 1, 2)).Document
+
+	second := newNet(t, 3, 2, 3, 2, 21)
+	nodes = append(second.mixes("m", 7), second.node("p", pki.RoleProvider))
+	votes = nil
+	for i := range 3 {
+		votes = append(votes, second.vote(i, nodes, doc1.LayerAssignment()))
+	}
+	res := second.mustCompute(votes, second.reveals(0, 1, 2))
+	if res.Document.SharedRandom == doc1.SharedRandom {
+		t.Fatal("shared random value repeated")
+	}
+	if !slices.EqualFunc(doc1.LayerAssignment(), res.Document.LayerAssignment(), slices.Equal) || res.Moved != 0 {
+		t.Fatalf("layers changed between epochs (moved %d)", res.Moved)
+	}
+}
