@@ -40,7 +40,7 @@
 // ("chorus-descriptor-v1", "chorus-vote-v1", "chorus-reveal-v1",
 // "chorus-document-v1"), a zero byte, and the object's exact bytes, so no
 // signature can be replayed as another kind of object. Signing goes through
-// the one-method-pair Signer interface, which *keys.IdentityPrivateKey
+// the small Signer interface (Public and Sign), which *keys.IdentityPrivateKey
 // implements, so a hybrid Ed25519 + ML-DSA-65 scheme can follow without
 // touching callers.
 //

@@ -131,8 +131,8 @@ type Excluded struct {
 	Reason string
 }
 
-// ErrEquivocation marks an authority that signed two different votes (or
-// reveals) for one epoch; none of its votes count.
+// ErrEquivocation marks an authority that signed two different votes for
+// one epoch; none of its votes count.
 var ErrEquivocation = errors.New("equivocation")
 
 type counted struct {
