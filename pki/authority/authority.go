@@ -148,6 +148,10 @@ func New(cfg Config, d Deps) (*Authority, error) {
 		}
 		a.all = append(a.all, p.IdentityKey)
 	}
+	if cc := a.consensusConfig(); cc.Validate() != nil {
+		a.key.Zero()
+		return nil, fmt.Errorf("new authority: %w", cc.Validate())
+	}
 	if a.store, err = openStore(filepath.Join(cfg.DataDir, "authority.db")); err != nil {
 		a.key.Zero()
 		return nil, fmt.Errorf("new authority: %w", err)

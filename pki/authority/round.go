@@ -3,11 +3,10 @@ package authority
 import (
 	"bytes"
 	"fmt"
-	"slices"
 	"time"
 
-	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/pki"
+	"github.com/chorus-mixnet/chorus/pki/consensus"
 	"github.com/chorus-mixnet/chorus/pki/epoch"
 )
 
@@ -193,10 +192,11 @@ func (a *Authority) reveal(T uint64) (*pki.Reveal, error) {
 	return r, nil
 }
 
-// priorLayers returns the layers of the latest published document before T.
+// priorLayers returns the layers of the latest published document of the
+// three epochs before T.
 func (a *Authority) priorLayers(T uint64) [][]pki.NodeID {
-	for e := T - 1; e+4 > T && e < T; e-- {
-		raw := a.store.get(kindPublished, e, subject{})
+	for back := uint64(1); back <= 3 && back <= T; back++ {
+		raw := a.store.get(kindPublished, T-back, subject{})
 		if raw == nil {
 			continue
 		}
@@ -208,13 +208,7 @@ func (a *Authority) priorLayers(T uint64) [][]pki.NodeID {
 		if err != nil {
 			return nil
 		}
-		out := make([][]pki.NodeID, len(doc.Layers))
-		for i, l := range doc.Layers {
-			for _, d := range l {
-				out[i] = append(out[i], d.ID)
-			}
-		}
-		return out
+		return doc.LayerAssignment()
 	}
 	return nil
 }
@@ -277,37 +271,24 @@ func (a *Authority) allRevealed(T uint64) bool {
 	return true
 }
 
-// compute runs the consensus over the stored votes and reveals and signs
-// the result. A failure is final for T.
+// compute runs the consensus over the stored votes and reveals (which
+// consensus.Compute verifies again) and signs the result. A failure is final
+// for T.
 func (a *Authority) compute(T uint64) {
-	var votes []*pki.Vote
+	var votes, reveals [][]byte
 	for _, raw := range a.store.list(kindVote, T) {
-		v, err := pki.VerifyVote(raw, a.all)
-		if err != nil {
-			a.log.Error("stored vote does not verify", "epoch", T, "err", err)
-			continue
-		}
-		votes = append(votes, v)
+		votes = append(votes, raw)
 	}
-	var reveals []*pki.Reveal
 	for _, raw := range a.store.list(kindReveal, T) {
-		r, err := pki.VerifyReveal(raw, a.all)
-		if err != nil {
-			a.log.Error("stored reveal does not verify", "epoch", T, "err", err)
-			continue
-		}
-		reveals = append(reveals, r)
+		reveals = append(reveals, raw)
 	}
-	byKey := func(x, y keys.IdentityPublicKey) int {
-		kx, ky := x.Array(), y.Array()
-		return bytes.Compare(kx[:], ky[:])
-	}
-	slices.SortFunc(votes, func(x, y *pki.Vote) int { return byKey(x.Authority, y.Authority) })
-	slices.SortFunc(reveals, func(x, y *pki.Reveal) int { return byKey(x.Authority, y.Authority) })
-	doc, err := computeDocument(T, votes, reveals, len(a.all), a.cfg.MinMixesPerLayer)
+	res, err := consensus.Compute(a.consensusConfig(), T, votes, reveals)
 	if err == nil {
+		for _, ig := range res.Ignored {
+			a.log.Warn("consensus ignored an input", "epoch", T, "kind", ig.Kind, "authority", ig.Authority, "err", ig.Err)
+		}
 		var sd *pki.SignedDocument
-		if sd, err = pki.NewSignedDocument(doc); err == nil {
+		if sd, err = pki.NewSignedDocument(res.Document); err == nil {
 			err = a.store.put(kindDocument, T, subject{}, sd.Body)
 			sd.Sign(a.key)
 			if err == nil {
@@ -319,7 +300,25 @@ func (a *Authority) compute(T uint64) {
 		a.fail(T, err)
 		return
 	}
-	a.log.Info("document computed and signed", "epoch", T, "votes", len(votes), "reveals", len(reveals))
+	a.log.Info("document computed and signed", "epoch", T, "voters", len(res.Voters), "revealers", len(res.Revealers),
+		"mixes", countMixes(res.Document), "providers", len(res.Document.Providers))
+}
+
+func countMixes(d *pki.Document) int {
+	n := 0
+	for _, l := range d.Layers {
+		n += len(l)
+	}
+	return n
+}
+
+func (a *Authority) consensusConfig() consensus.Config {
+	return consensus.Config{
+		Authorities:      a.all,
+		Threshold:        a.threshold,
+		Layers:           a.cfg.Layers,
+		MinMixesPerLayer: a.cfg.MinMixesPerLayer,
+	}
 }
 
 func (a *Authority) fail(T uint64, err error) {
