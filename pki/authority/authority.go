@@ -207,7 +207,8 @@ func (a *Authority) Run(ctx context.Context) error {
 	for i := range a.peers {
 		g.Go(func() error { return a.fetchLoop(ctx, i) })
 	}
-	a.log.Info("authority running", "identity", a.key.Public(), "authorities", len(a.all), "threshold", a.threshold, "epoch", a.sched.At(now))
+	pub, _ := a.key.Public().MarshalText()
+	a.log.Info("authority running", "identity_key", string(pub), "authorities", len(a.all), "threshold", a.threshold, "epoch", a.sched.At(now))
 	err := g.Wait()
 	a.serving.Store(false)
 	if errors.Is(err, context.Canceled) {
