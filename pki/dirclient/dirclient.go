@@ -20,6 +20,7 @@ import (
 
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/pki"
+	"github.com/chorus-mixnet/chorus/pki/epoch"
 )
 
 // Authority is one directory authority as a node's config names it.
@@ -174,6 +175,24 @@ func (c *Client) Document(ctx context.Context, epoch uint64) (*pki.Document, []b
 		return nil, nil, fmt.Errorf("fetch document for epoch %d: %w", epoch, ErrNotFound)
 	}
 	return nil, nil, fmt.Errorf("fetch document for epoch %d: %w", epoch, err)
+}
+
+// Current returns the verified documents for the current epoch of s and
+// for the next one. next is nil, without an error, while no authority has
+// published it yet, as in the first part of every epoch.
+func (c *Client) Current(ctx context.Context, s *epoch.Schedule) (cur, next *pki.Document, err error) {
+	e := s.Now()
+	if cur, _, err = c.Document(ctx, e); err != nil {
+		return nil, nil, err
+	}
+	next, _, err = c.Document(ctx, e+1)
+	if errors.Is(err, ErrNotFound) {
+		return cur, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return cur, next, nil
 }
 
 // Cached returns the document for epoch if the client already holds it,

@@ -11,13 +11,15 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/pki"
+	"github.com/chorus-mixnet/chorus/pki/epoch"
 	"github.com/chorus-mixnet/chorus/pki/pkitest"
 )
 
-const epoch = 7
+const testEpoch = 7
 
 // fakeAuthority serves one fixed answer for every document request and
 // counts requests.
@@ -92,17 +94,17 @@ func client(t *testing.T, cacheDir string, fakes ...*fakeAuthority) *Client {
 }
 
 func TestDocumentFromAnyAuthority(t *testing.T) {
-	good := signedDoc(t, epoch, 2)
+	good := signedDoc(t, testEpoch, 2)
 	for range 10 { // random order: whichever is asked first, the good one wins
 		c := client(t, "",
 			newFake(t, http.StatusNotFound, nil),
 			newFake(t, http.StatusOK, []byte("garbage")),
 			newFake(t, http.StatusOK, good))
-		doc, raw, err := c.Document(context.Background(), epoch)
+		doc, raw, err := c.Document(context.Background(), testEpoch)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if doc.Epoch != epoch || string(raw) != string(good) {
+		if doc.Epoch != testEpoch || string(raw) != string(good) {
 			t.Fatal("wrong document")
 		}
 	}
@@ -113,10 +115,10 @@ func TestDocumentThreshold(t *testing.T) {
 		signers int
 		want    error
 	}{{1, pki.ErrNotEnoughSignatures}, {2, nil}, {3, nil}} {
-		raw := signedDoc(t, epoch, tc.signers)
+		raw := signedDoc(t, testEpoch, tc.signers)
 		f := newFake(t, http.StatusOK, raw)
 		c := client(t, "", f, f, f)
-		_, _, err := c.Document(context.Background(), epoch)
+		_, _, err := c.Document(context.Background(), testEpoch)
 		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 			t.Errorf("%d of 3 signatures: got %v, want %v", tc.signers, err, tc.want)
 		}
@@ -124,30 +126,30 @@ func TestDocumentThreshold(t *testing.T) {
 }
 
 func TestDocumentWrongEpochAndNotFound(t *testing.T) {
-	f := newFake(t, http.StatusOK, signedDoc(t, epoch+1, 3))
-	if _, _, err := client(t, "", f, f, f).Document(context.Background(), epoch); !errors.Is(err, pki.ErrWrongEpoch) {
+	f := newFake(t, http.StatusOK, signedDoc(t, testEpoch+1, 3))
+	if _, _, err := client(t, "", f, f, f).Document(context.Background(), testEpoch); !errors.Is(err, pki.ErrWrongEpoch) {
 		t.Errorf("document for another epoch: %v", err)
 	}
 	nf := newFake(t, http.StatusNotFound, nil)
-	if _, _, err := client(t, "", nf, nf, nf).Document(context.Background(), epoch); !errors.Is(err, ErrNotFound) {
+	if _, _, err := client(t, "", nf, nf, nf).Document(context.Background(), testEpoch); !errors.Is(err, ErrNotFound) {
 		t.Errorf("no document anywhere: %v", err)
 	}
 }
 
 func TestDocumentCache(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
-	raw := signedDoc(t, epoch, 3)
+	raw := signedDoc(t, testEpoch, 3)
 	f := newFake(t, http.StatusOK, raw)
 	c := client(t, dir, f, f, f)
 	for range 3 {
-		if _, _, err := c.Document(context.Background(), epoch); err != nil {
+		if _, _, err := c.Document(context.Background(), testEpoch); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n := f.hits.Load(); n != 1 {
 		t.Errorf("%d requests for one document, want 1", n)
 	}
-	if _, _, ok := c.Cached(epoch); !ok {
+	if _, _, ok := c.Cached(testEpoch); !ok {
 		t.Error("Cached: not held")
 	}
 	st, err := os.Stat(filepath.Join(dir, "document-7.cbor"))
@@ -158,7 +160,7 @@ func TestDocumentCache(t *testing.T) {
 	// A new client (a restarted node) answers from the file, without asking.
 	down := newFake(t, http.StatusServiceUnavailable, nil)
 	c2 := client(t, dir, down, down, down)
-	if _, _, err := c2.Document(context.Background(), epoch); err != nil {
+	if _, _, err := c2.Document(context.Background(), testEpoch); err != nil {
 		t.Fatalf("from the cache file: %v", err)
 	}
 	if down.hits.Load() != 0 {
@@ -170,13 +172,13 @@ func TestDocumentCache(t *testing.T) {
 	tampered[len(tampered)/2] ^= 1
 	os.WriteFile(filepath.Join(dir, "document-7.cbor"), tampered, 0o600)
 	c3 := client(t, dir, down, down, down)
-	if _, _, err := c3.Document(context.Background(), epoch); err == nil {
+	if _, _, err := c3.Document(context.Background(), testEpoch); err == nil {
 		t.Error("tampered cache file accepted")
 	}
 }
 
 func TestUploadReportsEachAuthority(t *testing.T) {
-	node := pkitest.NewNode("mix-x", pki.RoleMix, epoch, "tcp://127.0.0.1:1")
+	node := pkitest.NewNode("mix-x", pki.RoleMix, testEpoch, "tcp://127.0.0.1:1")
 	ok := newFake(t, http.StatusOK, nil)
 	late := newFake(t, http.StatusConflict, nil)
 	dead := newFake(t, http.StatusOK, nil)
@@ -225,5 +227,18 @@ func TestNewChecksThreshold(t *testing.T) {
 	}
 	if got := (Authority{Address: "https://h/"}).URL("/x"); got != "https://h/x" {
 		t.Errorf("URL: %s", got)
+	}
+}
+
+func TestCurrent(t *testing.T) {
+	const period = time.Minute
+	s, err := epoch.New(time.Now().Add(-testEpoch*period-period/2), period, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFake(t, http.StatusOK, signedDoc(t, testEpoch, 3)) // serves epoch 7 only
+	cur, next, err := client(t, "", f, f, f).Current(context.Background(), s)
+	if err != nil || cur == nil || cur.Epoch != testEpoch || next != nil {
+		t.Errorf("Current: %v %v %v", cur, next, err)
 	}
 }

@@ -2,7 +2,8 @@
 // authorities (DESIGN §5.3): it fetches the consensus document for an epoch
 // and uploads the node's own signed descriptor.
 //
-// Fetching: Client.Document asks the configured authorities one at a time,
+// Fetching: Client.Current returns the documents for the current and the
+// next epoch of a pki/epoch schedule; Client.Document, which it uses, asks the configured authorities one at a time,
 // in a random order, for GET /v1/document/{epoch}, and accepts the first
 // answer that pki.VerifyDocument accepts: the identical document bytes
 // signed by at least Threshold of the configured authorities (a majority by
