@@ -126,6 +126,36 @@ func New(cfg Config, d Deps) (*Authority, error) {
 	if a.http == nil {
 		a.http = &http.Client{Timeout: clamp(cfg.Period/4, time.Second, 10*time.Second)}
 	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("new authority: create data directory: %w", err)
+	}
+	if a.key, err = keys.LoadOrCreateIdentity(cfg.identityKeyFile(), a.rand); err != nil {
+		return nil, fmt.Errorf("new authority: %w", err)
+	}
+	// From here on, a failure undoes what was built, in one place.
+	built := false
+	defer func() {
+		if !built {
+			if a.store != nil {
+				a.store.close()
+			}
+			a.key.Zero()
+		}
+	}()
+	a.self = a.key.Public().Array()
+	a.all = append(a.all, a.key.Public())
+	for _, p := range cfg.Peers {
+		if p.IdentityKey.Equal(a.key.Public()) {
+			return nil, errors.New("new authority: a peer has this authority's own identity key")
+		}
+		a.all = append(a.all, p.IdentityKey)
+	}
+	if cc := a.consensusConfig(); cc.Validate() != nil {
+		return nil, fmt.Errorf("new authority: %w", cc.Validate())
+	}
+	if a.store, err = openStore(filepath.Join(cfg.DataDir, "authority.db")); err != nil {
+		return nil, fmt.Errorf("new authority: %w", err)
+	}
 	reg := d.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -133,29 +163,7 @@ func New(cfg Config, d Deps) (*Authority, error) {
 	if a.m, err = newMetrics(reg); err != nil {
 		return nil, fmt.Errorf("new authority: register metrics: %w", err)
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("new authority: create data directory: %w", err)
-	}
-	if a.key, err = keys.LoadOrCreateIdentity(cfg.identityKeyFile(), a.rand); err != nil {
-		return nil, fmt.Errorf("new authority: %w", err)
-	}
-	a.self = a.key.Public().Array()
-	a.all = append(a.all, a.key.Public())
-	for _, p := range cfg.Peers {
-		if p.IdentityKey.Equal(a.key.Public()) {
-			a.key.Zero()
-			return nil, errors.New("new authority: a peer has this authority's own identity key")
-		}
-		a.all = append(a.all, p.IdentityKey)
-	}
-	if cc := a.consensusConfig(); cc.Validate() != nil {
-		a.key.Zero()
-		return nil, fmt.Errorf("new authority: %w", cc.Validate())
-	}
-	if a.store, err = openStore(filepath.Join(cfg.DataDir, "authority.db")); err != nil {
-		a.key.Zero()
-		return nil, fmt.Errorf("new authority: %w", err)
-	}
+	built = true
 	return a, nil
 }
 

@@ -7,7 +7,9 @@
 // logger, a metrics registerer, a clock, a randomness source, an HTTP
 // client, optionally a listener) and starts nothing; Run serves and runs the
 // timetable until its context is cancelled, and returns only when every
-// goroutine it started has stopped.
+// goroutine it started has stopped. Ready (behind /readyz) reports ready
+// once the authority serves and holds a published document for the current
+// epoch.
 //
 // # HTTP API
 //
