@@ -108,6 +108,11 @@ func (f *fileConfig) authority() authority.Config {
 // authority's.
 func (f *fileConfig) Validate() []error {
 	errs := f.Ops.Validate()
+	if f.Listen != "" {
+		if err := daemon.CheckAddress("listen", f.Listen); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	ac := f.authority()
 	return append(errs, ac.Validate()...)
 }

@@ -53,6 +53,7 @@ var badConfigs = []struct {
 	{"missing required field", "", "data_dir"},
 	{"missing genesis", "", "epoch.genesis"},
 	{"bad peer key", "[[peers]]\nname = \"x\"\nidentity_key = \"nope\"\naddress = \"x:1\"\n", "peers.identity_key"},
+	{"bad listen address", "listen = \"nowhere\"\n", "listen"},
 	{"threshold", "threshold = 1\n[[peers]]\nname = \"x\"\nidentity_key = \"7xKg9AnDtFBfCcAIHPIYZfV0STow/CR5kGautTuNHFc=\"\naddress = \"x:1\"\n", "threshold"},
 }
 
