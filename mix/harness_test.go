@@ -1,0 +1,409 @@
+package mix
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/chorus-mixnet/chorus/mix/hop"
+	"github.com/chorus-mixnet/chorus/mix/keys"
+	"github.com/chorus-mixnet/chorus/mix/link"
+	"github.com/chorus-mixnet/chorus/mix/sphinx"
+	"github.com/chorus-mixnet/chorus/pki"
+	"github.com/chorus-mixnet/chorus/pki/dirclient"
+	"github.com/chorus-mixnet/chorus/pki/epoch"
+	"github.com/chorus-mixnet/chorus/pki/pkitest"
+)
+
+// testDir is a directory authority stand-in: the DocumentSource and
+// Uploader of every node in a test. The document for an epoch is made, and
+// frozen, as soon as every expected node has a descriptor for it; nodes
+// that run upload theirs, stand-ins are added with addStatic.
+type testDir struct {
+	mu      sync.Mutex
+	layers  int
+	layerOf map[string]int // name → layer; pki.ProviderLayer for providers
+	params  pki.Parameters
+	descs   map[uint64]map[string]*pki.Descriptor
+	docs    map[uint64]*pki.Document
+}
+
+func newTestDir(layers int) *testDir {
+	return &testDir{
+		layers:  layers,
+		layerOf: map[string]int{},
+		params:  pkitest.Parameters(),
+		descs:   map[uint64]map[string]*pki.Descriptor{},
+		docs:    map[uint64]*pki.Document{},
+	}
+}
+
+// expect declares a node of the network.
+func (d *testDir) expect(name string, layer int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.layerOf[name] = layer
+}
+
+func (d *testDir) put(desc *pki.Descriptor) {
+	if d.descs[desc.Epoch] == nil {
+		d.descs[desc.Epoch] = map[string]*pki.Descriptor{}
+	}
+	d.descs[desc.Epoch][desc.Name] = desc
+}
+
+// addStatic adds the pkitest node name (deterministic keys) at addr for
+// epochs from..to.
+func (d *testDir) addStatic(name string, layer int, addr string, from, to uint64) {
+	d.expect(name, layer)
+	role := pki.RoleMix
+	if layer == pki.ProviderLayer {
+		role = pki.RoleProvider
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for e := from; e <= to; e++ {
+		d.put(pkitest.NewNode(name, role, e, "tcp://"+addr).Descriptor)
+	}
+}
+
+func (d *testDir) Upload(_ context.Context, sd *pki.SignedDescriptor) error {
+	desc, err := sd.Verify()
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.docs[desc.Epoch] != nil {
+		return &dirclient.RejectedError{Status: 409, Reason: "already decided"}
+	}
+	d.put(desc)
+	return nil
+}
+
+func (d *testDir) Threshold() int { return 1 }
+
+func (d *testDir) Document(_ context.Context, e uint64) (*pki.Document, []byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if doc := d.docs[e]; doc != nil {
+		return doc, nil, nil
+	}
+	have := d.descs[e]
+	if len(have) < len(d.layerOf) {
+		return nil, nil, fmt.Errorf("epoch %d: %w", e, dirclient.ErrNotFound)
+	}
+	doc := &pki.Document{
+		Epoch:      e,
+		Geometry:   pkitest.Geometry(d.layers),
+		Parameters: d.params,
+		Layers:     make([][]*pki.Descriptor, d.layers),
+	}
+	names := make([]string, 0, len(d.layerOf))
+	for n := range d.layerOf {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		desc := have[n]
+		if desc == nil {
+			return nil, nil, fmt.Errorf("epoch %d: %w", e, dirclient.ErrNotFound)
+		}
+		if l := d.layerOf[n]; l == pki.ProviderLayer {
+			doc.Providers = append(doc.Providers, desc)
+		} else {
+			doc.Layers[l] = append(doc.Layers[l], desc)
+		}
+	}
+	if err := doc.Validate(); err != nil {
+		return nil, nil, err
+	}
+	d.docs[e] = doc
+	return doc, nil, nil
+}
+
+// doc returns the document for e, failing the test if there is none.
+func (d *testDir) doc(t testing.TB, e uint64) *pki.Document {
+	t.Helper()
+	doc, _, err := d.Document(context.Background(), e)
+	if err != nil {
+		t.Fatalf("document for epoch %d: %v", e, err)
+	}
+	return doc
+}
+
+// schedule returns an epoch schedule in which the current epoch is 10 and
+// the next begins after untilNext.
+func schedule(t testing.TB, period, untilNext time.Duration) *epoch.Schedule {
+	t.Helper()
+	genesis := time.Now().Add(untilNext - 11*period)
+	s, err := epoch.New(genesis, period, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// listen opens a loopback listener for a node.
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// nodeConfig is the config of the test node name.
+func nodeConfig(name string, role pki.Role, addr, dataDir string, s *epoch.Schedule) Config {
+	return Config{
+		Name:         name,
+		Role:         role,
+		Addresses:    []string{"tcp://" + addr},
+		DataDir:      dataDir,
+		Identity:     pkitest.Identity(name),
+		LinkKey:      pkitest.Link(name),
+		Schedule:     s,
+		DrainTimeout: 5 * time.Second,
+		MinBackoff:   20 * time.Millisecond,
+		MaxBackoff:   500 * time.Millisecond,
+		PollInterval: 20 * time.Millisecond,
+		// Small replay filters: the tests send hundreds of packets, not
+		// an epoch's worth at full rate.
+		MaxPacketRate: 10,
+	}
+}
+
+// running is a Node or provider stand-in running in a test.
+type running struct {
+	name string
+	addr string
+	dir  string
+	reg  *prometheus.Registry
+	node *Node     // a mix
+	p    *Pipeline // the node's pipeline, or the provider stand-in
+	stop func() error
+}
+
+// startNode starts a mix node named name in layer on ln.
+func startNode(t testing.TB, dir *testDir, s *epoch.Schedule, name string, layer int, ln net.Listener, dataDir string, mutate func(*Config)) *running {
+	t.Helper()
+	dir.expect(name, layer)
+	if dataDir == "" {
+		dataDir = filepath.Join(t.TempDir(), name)
+	}
+	cfg := nodeConfig(name, pki.RoleMix, ln.Addr().String(), dataDir, s)
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	reg := prometheus.NewRegistry()
+	n, err := New(cfg, Deps{Log: testLog(name), Registerer: reg, Documents: dir, Uploader: dir, Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &running{name: name, addr: ln.Addr().String(), dir: dataDir, reg: reg, node: n, p: n.Pipeline()}
+	r.stop = runService(t, n.Run, n.Close)
+	return r
+}
+
+// startProvider starts a provider stand-in: a Pipeline with a Deliver
+// hook, accepting node links on ln the way the provider does.
+func startProvider(t testing.TB, dir *testDir, s *epoch.Schedule, name string, ln net.Listener, deliver func(*hop.Decision)) *running {
+	t.Helper()
+	dir.expect(name, pki.ProviderLayer)
+	dataDir := filepath.Join(t.TempDir(), name)
+	cfg := nodeConfig(name, pki.RoleProvider, ln.Addr().String(), dataDir, s)
+	cfg.Deliver = deliver
+	reg := prometheus.NewRegistry()
+	p, err := NewPipeline(cfg, Deps{Log: testLog(name), Registerer: reg, Documents: dir, Uploader: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(ctx context.Context) error {
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			select {
+			case <-p.Started():
+			case <-ctx.Done():
+				ln.Close()
+				return
+			}
+			stop := context.AfterFunc(ctx, func() { ln.Close() })
+			defer stop()
+			for {
+				nc, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				wg.Go(func() {
+					c, err := link.Server(ctx, nc, p.LinkConfig())
+					if err == nil {
+						p.ServeLink(ctx, c)
+					}
+				})
+			}
+		})
+		err := p.Run(ctx)
+		wg.Wait()
+		return err
+	}
+	r := &running{name: name, addr: ln.Addr().String(), dir: dataDir, reg: reg, p: p}
+	r.stop = runService(t, run, p.Close)
+	return r
+}
+
+// runService runs run until the returned stop is called (or the test
+// ends), then closes.
+func runService(t testing.TB, run func(context.Context) error, closeFn func() error) func() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(30 * time.Second):
+				err = fmt.Errorf("did not stop within 30s")
+			}
+			if cerr := closeFn(); err == nil {
+				err = cerr
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return stop
+}
+
+// waitFor polls cond until it holds or a generous timeout passes; it
+// asserts an outcome, never a timing.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// dropped reads chorus_mix_packets_dropped_total{reason}.
+func dropped(r *running, reason string) float64 {
+	return testutil.ToFloat64(r.p.m.dropped.WithLabelValues(reason))
+}
+
+// hopFor builds the path hop of node desc for epoch e with the given
+// commands.
+func hopFor(t testing.TB, desc *pki.Descriptor, e uint64, cmds ...sphinx.Command) sphinx.PathHop {
+	t.Helper()
+	k, ok := desc.SphinxKey(e)
+	if !ok {
+		t.Fatalf("%s has no key for epoch %d", desc.Name, e)
+	}
+	return sphinx.PathHop{ID: desc.ID, PublicKey: k, Commands: cmds}
+}
+
+func node(t testing.TB, doc *pki.Document, name string) *pki.Descriptor {
+	t.Helper()
+	for _, d := range doc.Providers {
+		if d.Name == name {
+			return d
+		}
+	}
+	for _, l := range doc.Layers {
+		for _, d := range l {
+			if d.Name == name {
+				return d
+			}
+		}
+	}
+	t.Fatalf("no node %s in the document", name)
+	return nil
+}
+
+func geometry(doc *pki.Document) *sphinx.Geometry {
+	g, err := sphinx.NewGeometry(doc.Geometry.Hops, doc.Geometry.UserPayloadLength, doc.Geometry.WithSURB)
+	if err != nil {
+		panic(err)
+	}
+	return g
+}
+
+func newPacket(t testing.TB, doc *pki.Document, path []sphinx.PathHop, payload []byte) []byte {
+	t.Helper()
+	pkt, err := sphinx.NewPacket(rand.Reader, geometry(doc), path, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkt
+}
+
+// dialAs opens a link to addr as the pkitest node name, expecting the
+// peer key of node to.
+func dialAs(t testing.TB, name, addr string, to keys.LinkPublicKey, packetLength int) (*link.Conn, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return link.Dial(ctx, "tcp", addr, link.Config{PrivateKey: pkitest.Link(name), PacketLength: packetLength}, to)
+}
+
+// waitForReady waits until every node is ready, naming those that are
+// not if it gives up.
+func waitForReady(t testing.TB, rs ...*running) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var errs []string
+		for _, r := range rs {
+			if err := r.p.Ready(); err != nil {
+				errs = append(errs, r.name+": "+err.Error())
+			}
+		}
+		if len(errs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes not ready: %v", errs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// testLog logs to stderr when MIX_TEST_LOG is set (debug level), else
+// discards.
+func testLog(name string) *slog.Logger {
+	if os.Getenv("MIX_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+}
+
+// dropCounts returns the nonzero drop counters of r.
+func dropCounts(r *running) map[string]float64 {
+	out := map[string]float64{}
+	for _, reason := range dropReasons() {
+		if v := dropped(r, reason); v != 0 {
+			out[reason] = v
+		}
+	}
+	return out
+}
