@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/cloudflare/circl/dh/x25519"
+	"golang.org/x/crypto/blake2b"
 )
 
 // ScalarSize is the size of an X25519 private key.
@@ -165,3 +166,17 @@ func (k *SphinxPublicKey) UnmarshalText(b []byte) error   { return k.k.unmarshal
 func (k SphinxPublicKey) String() string                  { return k.k.fingerprint("sphinx") }
 func (k SphinxPublicKey) LogValue() slog.Value            { return slog.StringValue(k.String()) }
 func (k SphinxPublicKey) Format(f fmt.State, _ rune)      { redacted(f, k.String()) }
+
+// mailboxIDContext separates mailbox IDs from every other hash of a link key.
+const mailboxIDContext = "chorus mailbox id v1\x00"
+
+// MailboxID names the mailbox that belongs to the client with this link key
+// at its provider: BLAKE2b-256("chorus mailbox id v1\x00" || key). It is the
+// Sphinx Recipient ID of that client. The provider derives it from the
+// authenticated link, so a client can only ever reach its own mailbox.
+func (k LinkPublicKey) MailboxID() [32]byte {
+	var in [len(mailboxIDContext) + PublicKeySize]byte
+	copy(in[:], mailboxIDContext)
+	copy(in[len(mailboxIDContext):], k.k[:])
+	return blake2b.Sum256(in[:])
+}

@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-	"golang.org/x/crypto/blake2b"
 
 	"github.com/chorus-mixnet/chorus/mix/keys"
 )
@@ -21,20 +20,9 @@ import (
 // Sphinx Recipient ID.
 const MailboxIDLength = 32
 
-// mailboxIDPrefix separates mailbox IDs from every other BLAKE2b hash of a
-// link key (such as its fingerprint).
-const mailboxIDPrefix = "chorus mailbox id v1\x00"
-
-// MailboxID returns the mailbox ID of the client with link key key:
-// BLAKE2b-256("chorus mailbox id v1\x00" || key). It is the Sphinx Recipient
-// ID of that client's mailbox.
-func MailboxID(key keys.LinkPublicKey) [MailboxIDLength]byte {
-	k := key.Array()
-	var in [len(mailboxIDPrefix) + keys.PublicKeySize]byte
-	copy(in[:], mailboxIDPrefix)
-	copy(in[len(mailboxIDPrefix):], k[:])
-	return blake2b.Sum256(in[:])
-}
+// MailboxID returns the mailbox ID of the client with link key key (see
+// keys.LinkPublicKey.MailboxID, which clients use too).
+func MailboxID(key keys.LinkPublicKey) [MailboxIDLength]byte { return key.MailboxID() }
 
 // Registration is the registration policy.
 type Registration int
