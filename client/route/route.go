@@ -38,7 +38,7 @@ type SURBID = [sphinx.SURBIDLength]byte
 // recipient must discard it (count it, at most) without storing it,
 // answering it or treating it as an error. No real mailbox has this ID
 // (mailbox IDs are hashes of link keys, DESIGN §5.5).
-func IsDropRecipient(id MailboxID) bool { return id == MailboxID{} }
+func IsDropRecipient(id MailboxID) bool { return id == sphinx.DropRecipient() }
 
 // Address is where a client receives: a mailbox at a provider.
 type Address struct {

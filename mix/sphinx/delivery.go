@@ -82,3 +82,21 @@ func ParseDelivery(g *Geometry, b []byte) (Delivery, error) {
 	}
 	return d, nil
 }
+
+// Reserved recipients, understood by every provider. No mailbox has either
+// ID: mailbox IDs are hashes of link keys.
+//
+// The drop recipient (32 zero bytes) marks a drop decoy: the last hop
+// discards it without storing or answering it. The echo recipient,
+// BLAKE2b-256("chorus echo v1"), names a provider's echo service, which
+// answers a packet through the SURB it carries with the same user payload.
+var echoRecipient = [RecipientIDLength]byte{
+	213, 241, 135, 227, 136, 45, 118, 16, 158, 230, 203, 0, 255, 200, 213, 194,
+	173, 82, 223, 230, 55, 255, 179, 35, 213, 83, 104, 117, 210, 45, 18, 192,
+}
+
+// DropRecipient returns the reserved recipient ID of drop decoys.
+func DropRecipient() [RecipientIDLength]byte { return [RecipientIDLength]byte{} }
+
+// EchoRecipient returns the reserved recipient ID of the echo service.
+func EchoRecipient() [RecipientIDLength]byte { return echoRecipient }

@@ -3,6 +3,8 @@ package sphinx
 import (
 	"bytes"
 	"testing"
+
+	"golang.org/x/crypto/blake2b"
 )
 
 func TestDeliveryRoundTrip(t *testing.T) {
@@ -63,4 +65,14 @@ func FuzzParseDelivery(f *testing.F) {
 			t.Fatalf("re-encoding differs: %v", err)
 		}
 	})
+}
+
+func TestReservedRecipients(t *testing.T) {
+	want := blake2b.Sum256([]byte("chorus echo v1"))
+	if EchoRecipient() != want {
+		t.Fatal("echo recipient is not BLAKE2b-256(\"chorus echo v1\")")
+	}
+	if DropRecipient() != ([32]byte{}) {
+		t.Fatal("drop recipient is not all zero")
+	}
 }
