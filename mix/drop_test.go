@@ -24,13 +24,15 @@ func send(t testing.TB, c *link.Conn, pkt []byte) {
 	}
 }
 
-// labelled reads the counter name{label=value} from reg.
+// labelled sums the counter name over the series with label=value.
 func labelled(t testing.TB, reg prometheus.Gatherer, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var sum float64
+	found := false
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
@@ -38,13 +40,16 @@ func labelled(t testing.TB, reg prometheus.Gatherer, name, label, value string) 
 		for _, m := range mf.GetMetric() {
 			for _, lp := range m.GetLabel() {
 				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
+					sum += m.GetCounter().GetValue()
+					found = true
 				}
 			}
 		}
 	}
-	t.Fatalf("no metric %s{%s=%q}", name, label, value)
-	return 0
+	if !found {
+		t.Fatalf("no metric %s{%s=%q}", name, label, value)
+	}
+	return sum
 }
 
 // TestDrops feeds the layer-0 mix, over a link from a provider, a valid

@@ -1,0 +1,198 @@
+package mix
+
+import (
+	"context"
+	"crypto/rand"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/chorus-mixnet/chorus/mix/delay"
+	"github.com/chorus-mixnet/chorus/mix/link"
+	"github.com/chorus-mixnet/chorus/mix/replay"
+	"github.com/chorus-mixnet/chorus/mix/sphinx"
+)
+
+// alphaKey identifies a packet after the mix's unwrap by its blinded
+// group element, which the test computes in advance.
+type alphaKey [32]byte
+
+func alphaOf(pkt []byte) (k alphaKey) {
+	copy(k[:], pkt[2:34])
+	return k
+}
+
+// benchPackets builds count packets for the layer-0 mix with zero delay
+// and the alpha each will carry when the mix forwards it.
+func benchPackets(b *testing.B, n *smallNet, count int) ([][]byte, map[alphaKey]int) {
+	b.Helper()
+	key, ok := n.mix.p.keys.Key(n.epoch)
+	if !ok {
+		b.Fatal("no key")
+	}
+	geo := geometry(n.doc)
+	pkts := make([][]byte, count)
+	index := make(map[alphaKey]int, count)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Go(func() {
+			var res sphinx.Result
+			tmp := make([]byte, geo.PacketLength())
+			for i := w; i < count; i += workers {
+				p, err := sphinx.NewPacket(rand.Reader, geo, n.path2(b, 0), nil)
+				if err != nil {
+					panic(err)
+				}
+				copy(tmp, p)
+				if err := sphinx.UnwrapInto(geo, key, tmp, &res); err != nil {
+					panic(err)
+				}
+				mu.Lock()
+				pkts[i] = p
+				index[alphaOf(tmp)] = i
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return pkts, index
+}
+
+// BenchmarkNodeThroughput runs the whole pipeline of one mix over real
+// TCP links on loopback: a provider's link feeds it pre-built packets
+// with zero delay, and a sink in the next layer receives them. The feeder
+// and the sink run in the same process, on the same cores. It reports the
+// forwarded rate when the feeder sends as fast as it can (packets/s, and
+// per core of GOMAXPROCS), and the latency the node adds (from the
+// feeder's Send to the sink's Recv) at about half that rate.
+func BenchmarkNodeThroughput(b *testing.B) {
+	n := startSmallNet(b, func(c *Config) { c.MaxPacketRate = 100 })
+	c, err := dialAs(b, "provider-0", n.mix.addr, node(b, n.doc, "mix-0-0").LinkKey, n.pl)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	count := max(b.N, 2000)
+	pkts, index := benchPackets(b, n, 2*count)
+	recv := make([]time.Time, len(pkts))
+	var mu sync.Mutex
+	n.sink.mu.Lock()
+	n.sink.seen = func(pkt []byte, at time.Time) {
+		if i, ok := index[alphaOf(pkt)]; ok {
+			mu.Lock()
+			recv[i] = at
+			mu.Unlock()
+		}
+	}
+	n.sink.mu.Unlock()
+	sent := make([]time.Time, len(pkts))
+	ctx := context.Background()
+	run := func(from, to int, interval time.Duration) time.Duration {
+		base := n.sink.count()
+		start := time.Now()
+		for i := from; i < to; i++ {
+			if interval > 0 {
+				if d := time.Until(start.Add(time.Duration(i-from) * interval)); d > 0 {
+					time.Sleep(d)
+				}
+			}
+			sent[i] = time.Now()
+			if err := c.Send(ctx, link.SendPacket{Packet: pkts[i]}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		waitFor(b, "every packet at the sink", func() bool { return n.sink.count() == base+to-from })
+		return time.Since(start)
+	}
+	latencies := func(from, to int) (p50, p99 time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		var l []time.Duration
+		for i := from; i < to; i++ {
+			l = append(l, recv[i].Sub(sent[i]))
+		}
+		slices.Sort(l)
+		return l[len(l)/2], l[len(l)*99/100]
+	}
+
+	b.ResetTimer()
+	elapsed := run(0, count, 0)
+	b.StopTimer()
+	rate := float64(count) / elapsed.Seconds()
+	sp50, sp99 := latencies(0, count)
+	// At about half the saturated rate: the latency a node adds when it is
+	// not the bottleneck.
+	run(count, 2*count, time.Duration(float64(time.Second)/(rate/2)))
+	p50, p99 := latencies(count, 2*count)
+
+	var h dto.Metric
+	n.mix.p.m.unwrap.Write(&h)
+	unwrap := h.GetHistogram().GetSampleSum() / float64(h.GetHistogram().GetSampleCount())
+
+	procs := runtime.GOMAXPROCS(0)
+	b.ReportMetric(unwrap*1e6, "unwrap-µs")
+	b.ReportMetric(rate, "packets/s")
+	b.ReportMetric(rate/float64(procs), "packets/s/core")
+	b.ReportMetric(float64(procs), "GOMAXPROCS")
+	b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
+	b.ReportMetric(float64(sp50.Microseconds()), "p50-saturated-µs")
+	b.ReportMetric(float64(sp99.Microseconds()), "p99-saturated-µs")
+	if d := dropCounts(n.mix); len(d) != 0 {
+		b.Errorf("drops: %v", d)
+	}
+}
+
+// BenchmarkDelayMemory holds 100,000 packets in a delay queue as the
+// pipeline does (a pooled packet buffer and the next hop per entry) and
+// reports the heap they take.
+func BenchmarkDelayMemory(b *testing.B) {
+	const held100k = 100_000
+	pl := sphinx.DefaultGeometry().PacketLength()
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		q, err := delay.New(delay.Config{MaxPackets: held100k, MaxBytes: held100k * int64(pl), MaxDelay: time.Hour}, func(held) {})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := newPool(pl, 1024)
+		for i := range held100k {
+			h := held{buf: p.get()}
+			h.next[0] = byte(i)
+			if err := q.Push(h, pl, time.Time{}, time.Minute); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB/100k-packets")
+		runtime.KeepAlive(q)
+	}
+}
+
+// BenchmarkReplayMemory reports the size of one epoch's replay filter as
+// the pipeline sizes it for the default rate (10,000 packets/s) and epoch
+// (20 minutes): rate × 1.25 epochs of tags.
+func BenchmarkReplayMemory(b *testing.B) {
+	for range b.N {
+		capacity := uint64(DefaultMaxPacketRate) * uint64((25*time.Minute)/time.Second)
+		s, err := replay.OpenSet(replay.SetConfig{Dir: filepath.Join(b.TempDir(), "r"), Capacity: capacity, FPRate: DefaultReplayFPRate})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Filter(1); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(s.MemoryBytes())/(1<<20), "MiB/epoch")
+		s.Close()
+	}
+}
