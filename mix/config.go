@@ -26,6 +26,7 @@ const (
 	DefaultLinkCredit      = 32
 	DefaultDrainTimeout    = 10 * time.Second
 	DefaultReplayFPRate    = 1e-6
+	DefaultKeyGrace        = time.Minute
 )
 
 // Config configures a Pipeline, and a Node, which adds Listen.
@@ -82,6 +83,11 @@ type Config struct {
 	// one, or the next epoch's) is asked for again. Zero means a 64th of
 	// the epoch period, at least 50ms and at most 5s.
 	PollInterval time.Duration
+	// KeyGrace is how long into epoch E the key of E-1 still opens
+	// packets: the longest a packet made for E-1 can be in flight (the
+	// delays of the hops before this one plus clock skew). Zero means
+	// DefaultKeyGrace, or the epoch period if that is shorter.
+	KeyGrace time.Duration
 	// DisableLoops turns off the λM loop cover traffic (tests, benchmarks).
 	DisableLoops bool
 
@@ -165,7 +171,7 @@ func (c Config) check() (Config, error) {
 	}{
 		{"workers", int64(c.Workers)}, {"link credit", int64(c.LinkCredit)}, {"max packet rate", int64(c.MaxPacketRate)},
 		{"delay max packets", int64(c.DelayMaxPackets)}, {"forward queue", int64(c.ForwardQueue)},
-		{"drain timeout", int64(c.DrainTimeout)}, {"poll interval", int64(c.PollInterval)}, {"min backoff", int64(c.MinBackoff)}, {"max backoff", int64(c.MaxBackoff)},
+		{"drain timeout", int64(c.DrainTimeout)}, {"poll interval", int64(c.PollInterval)}, {"key grace", int64(c.KeyGrace)}, {"min backoff", int64(c.MinBackoff)}, {"max backoff", int64(c.MaxBackoff)},
 	} {
 		if v.v < 0 {
 			bad("negative %s", v.name)
@@ -191,6 +197,9 @@ func (c Config) check() (Config, error) {
 	}
 	if c.PollInterval == 0 && c.Schedule != nil {
 		c.PollInterval = min(max(c.Schedule.Period()/64, 50*time.Millisecond), 5*time.Second)
+	}
+	if c.KeyGrace == 0 {
+		c.KeyGrace = min(DefaultKeyGrace, c.Schedule.Period())
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout

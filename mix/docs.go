@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/chorus-mixnet/chorus/mix/replay"
 	"github.com/chorus-mixnet/chorus/pki"
 	"github.com/chorus-mixnet/chorus/pki/dirclient"
 )
@@ -103,6 +104,7 @@ func (p *Pipeline) refresh(ctx context.Context, e uint64) *docSet {
 		s.prev = old.cur
 	}
 	p.epoch.Store(e)
+	p.prepareReplay(e)
 	if *s != *old {
 		p.install(s)
 	}
@@ -141,4 +143,15 @@ func (p *Pipeline) install(s *docSet) {
 		}
 	}
 	p.closeUnauthorized()
+}
+
+// prepareReplay creates the replay filters of epochs e and e+1 ahead of
+// need: creating one takes a while (it is a file of tens of MiB), and a
+// worker should not wait for it in the middle of traffic.
+func (p *Pipeline) prepareReplay(e uint64) {
+	for _, ep := range []uint64{e, e + 1} {
+		if _, err := p.replay.Filter(ep); err != nil && !errors.Is(err, replay.ErrRetired) {
+			p.log.Warn("mix: create replay filter", "epoch", ep, "err", err)
+		}
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/mix/link"
 	"github.com/chorus-mixnet/chorus/mix/replay"
+	"github.com/chorus-mixnet/chorus/mix/rotation"
 	"github.com/chorus-mixnet/chorus/mix/sphinx"
 	"github.com/chorus-mixnet/chorus/pki"
 )
@@ -50,7 +51,7 @@ type Pipeline struct {
 	self   pki.NodeID
 	m      *metrics
 	linkM  *link.Metrics
-	keys   *keyRing
+	keys   *rotation.Rotation
 	replay *replay.Set
 	loops  *loops
 
@@ -126,8 +127,9 @@ func NewPipeline(cfg Config, deps Deps) (p *Pipeline, err error) {
 	if p.linkM, err = link.NewMetrics(deps.Registerer); err != nil {
 		return nil, fmt.Errorf("mix: link metrics: %w", err)
 	}
-	period := cfg.Schedule.Period()
-	capacity := uint64(cfg.MaxPacketRate) * uint64(max(period+period/4, time.Second)/time.Second)
+	// A key lives an epoch plus its grace; a quarter more for headroom.
+	life := cfg.Schedule.Period() + cfg.KeyGrace
+	capacity := uint64(cfg.MaxPacketRate) * uint64(max(life+life/4, time.Second)/time.Second)
 	if p.replay, err = replay.OpenSet(replay.SetConfig{
 		Dir:        filepath.Join(cfg.DataDir, "replay"),
 		Capacity:   max(capacity, 1024),
@@ -137,7 +139,19 @@ func NewPipeline(cfg Config, deps Deps) (p *Pipeline, err error) {
 	}); err != nil {
 		return nil, fmt.Errorf("mix: %w", err)
 	}
-	if p.keys, err = openKeyRing(cfg, deps, p.rand, p.replay, p.log); err != nil {
+	if p.keys, err = rotation.New(rotation.Config{
+		Dir:        filepath.Join(cfg.DataDir, "sphinx"),
+		Schedule:   cfg.Schedule,
+		Grace:      cfg.KeyGrace,
+		Rand:       p.rand,
+		Logger:     p.log,
+		Registerer: deps.Registerer,
+		OnRetire: func(e uint64) {
+			if err := p.replay.Retire(e); err != nil {
+				p.log.Error("mix: retire replay filter", "epoch", e, "err", err)
+			}
+		},
+	}); err != nil {
 		return nil, fmt.Errorf("mix: %w", err)
 	}
 	p.loops = newLoops(p)
@@ -213,7 +227,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	keysCtx, stopKeys := context.WithCancel(context.Background())
 	defer stopKeys()
 	var keysG errgroup.Group
-	spawn(&keysG, keysCtx, p.keys.run)
+	spawn(&keysG, keysCtx, p.keys.Run)
 	spawn(&keysG, keysCtx, p.replay.Run)
 
 	pipeCtx, stopPipe := context.WithCancel(context.Background())
@@ -321,6 +335,7 @@ func (p *Pipeline) setup(doc *pki.Document) error {
 		return fmt.Errorf("mix: %w", err)
 	}
 	p.epoch.Store(p.cfg.Schedule.Now())
+	p.prepareReplay(p.epoch.Load())
 	p.install(&docSet{cur: doc})
 	return nil
 }
@@ -605,7 +620,7 @@ func (p *Pipeline) Close() error {
 	p.closeOnce.Do(func() {
 		var errs []error
 		if p.keys != nil {
-			errs = append(errs, p.keys.close())
+			errs = append(errs, p.keys.Close())
 		}
 		if p.replay != nil {
 			errs = append(errs, p.replay.Close())

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/pki"
 	"github.com/chorus-mixnet/chorus/pki/dirclient"
 )
@@ -92,6 +91,10 @@ func (p *Pipeline) uploadOne(ctx context.Context, up Uploader, epoch uint64) err
 // Descriptor returns the node's signed descriptor for epoch, with its
 // Sphinx public keys for epoch, epoch+1 and epoch+2.
 func (p *Pipeline) Descriptor(epoch uint64) (*pki.SignedDescriptor, error) {
+	sphinxKeys, err := p.keys.PublicKeys(epoch)
+	if err != nil {
+		return nil, fmt.Errorf("mix: descriptor for epoch %d: %w", epoch, err)
+	}
 	d := &pki.Descriptor{
 		Name:        p.cfg.Name,
 		ID:          p.self,
@@ -100,14 +103,7 @@ func (p *Pipeline) Descriptor(epoch uint64) (*pki.SignedDescriptor, error) {
 		Role:        p.cfg.Role,
 		Addresses:   slices.Clone(p.cfg.Addresses),
 		Epoch:       epoch,
-		SphinxKeys:  make(map[uint64]keys.SphinxPublicKey, pki.SphinxKeyEpochs),
-	}
-	for e := epoch; e < epoch+pki.SphinxKeyEpochs; e++ {
-		k, ok := p.keys.Public(e)
-		if !ok {
-			return nil, fmt.Errorf("mix: descriptor for epoch %d: no Sphinx key for epoch %d yet", epoch, e)
-		}
-		d.SphinxKeys[e] = k
+		SphinxKeys:  sphinxKeys,
 	}
 	return pki.SignDescriptor(p.cfg.Identity, d)
 }
