@@ -274,9 +274,6 @@ func TestMessageBetweenClients(t *testing.T) {
 		if v := alice.metric("chorus_client_packets_total", "retransmission"); v != 0 {
 			t.Errorf("%v retransmissions on a lossless network", v)
 		}
-		if v := alice.metric("chorus_client_packets_total", "loop"); v < 1 {
-			t.Errorf("no loop decoys sent")
-		}
 		// Loops come back: the network carries our traffic.
 		waitFor(t, time.Minute, "a loop to return", func() bool { return alice.metric("chorus_client_deliveries_total", "loop") >= 1 })
 		s := w.net.Stats()

@@ -200,7 +200,7 @@ func (c *Client) save(from string, msg *message.Message) bool {
 		return false
 	}
 	c.m.messages.WithLabelValues("received").Inc()
-	c.log.Info("message received")
+	c.log.Debug("message received")
 	c.mu.Lock()
 	close(c.inboxCh)
 	c.inboxCh = make(chan struct{})

@@ -154,7 +154,7 @@ func (c *Client) restoreOutbox() error {
 		c.queue = append(c.queue, outItem{frag: f})
 	}
 	if n := len(st.Messages); n > 0 {
-		c.log.Info("resuming unfinished messages", "messages", n)
+		c.log.Debug("resuming unfinished messages", "messages", n)
 	}
 	return nil
 }
@@ -191,7 +191,7 @@ func (c *Client) expired(e arq.Expired) {
 			c.log.Error("cannot mark a message failed", "err", err)
 			continue
 		}
-		c.log.Info("a message failed: no acknowledgement after every attempt", "attempts", c.cfg.ARQ.MaxAttempts)
+		c.log.Debug("a message failed: no acknowledgement after every attempt", "id", message.MessageID(id))
 	}
 }
 

@@ -1,0 +1,432 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chorus-mixnet/chorus/client/api"
+	"github.com/chorus-mixnet/chorus/client/clienttest"
+	"github.com/chorus-mixnet/chorus/cmd/internal/daemon"
+	"github.com/chorus-mixnet/chorus/mix/link"
+	"github.com/chorus-mixnet/chorus/pki"
+	"github.com/chorus-mixnet/chorus/pki/epoch"
+)
+
+const exampleConfig = "../../configs/chorusd.toml"
+
+// TestExampleConfig loads the shipped example strictly.
+func TestExampleConfig(t *testing.T) {
+	cfg := defaultFileConfig()
+	if err := daemon.LoadConfig(exampleConfig, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Authorities) != 3 || cfg.Epoch.Period.Std() != 20*time.Minute || cfg.Geometry.Hops != 5 ||
+		cfg.ARQ.MaxAttempts != 8 || cfg.Metrics.Address != "" || cfg.DataDir != "~/.chorus" {
+		t.Errorf("example config decoded oddly: %+v", cfg)
+	}
+	if _, err := cfg.client(); err != nil {
+		t.Errorf("example config does not make a client config: %v", err)
+	}
+	// Its defaults are the defaults: the file with every optional key
+	// removed gives the same config.
+	def := defaultFileConfig()
+	if def.ARQ != cfg.ARQ || def.Geometry != cfg.Geometry || def.Epoch.Period != cfg.Epoch.Period || def.Ops != cfg.Ops {
+		t.Errorf("example's optional values differ from the defaults")
+	}
+}
+
+func TestProviderID(t *testing.T) {
+	var a, b providerID
+	if err := a.UnmarshalText([]byte("FNy/sjP8kdJi80fc4tUnxJnoAKGCz6B9kO+GNbB9NkE=")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.UnmarshalText([]byte("4b4275825c0f644b4647ba8fc46bfa37752f5184d5ec1e6e8a15fd25870497f1")); err != nil {
+		t.Fatal(err)
+	}
+	if a != b || !a.set {
+		t.Errorf("identity key and node ID name different providers: %x %x", a.id, b.id)
+	}
+	for _, bad := range []string{"", "zz", "4b42", "FNy/sjP8kdJi80fc4tUnxJnoAKGCz6B9kO+GNbB9Nk=="} {
+		if err := new(providerID).UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+}
+
+var badConfigs = []struct {
+	name, body, key string
+}{
+	{"unknown key", "colour = \"red\"\n", "colour"},
+	{"unknown nested key", "[arq]\nslak = \"1s\"\n", "arq.slak"},
+	{"bare integer duration", "[arq]\nslack = 5\n", "arq.slack"},
+	{"missing provider", "", "provider.id"},
+	{"missing provider address", "", "provider.address"},
+	{"missing link key", "", "provider.link_key"},
+	{"missing authorities", "", "authorities"},
+	{"missing genesis", "", "epoch.genesis"},
+	{"bad provider id", "[provider]\nid = \"nope\"\n", "provider.id"},
+	{"no surb", "[geometry]\nwith_surb = false\n", "geometry.with_surb"},
+	{"too many attempts", "[arq]\nmax_attempts = 33\n", "arq.max_attempts"},
+	{"threshold", "threshold = 2\n[[authorities]]\nname = \"a\"\nidentity_key = \"7xKg9AnDtFBfCcAIHPIYZfV0STow/CR5kGautTuNHFc=\"\n", "threshold"},
+}
+
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestValidate runs the main logic in process: -validate exits 2 and names
+// the offending key.
+func TestValidate(t *testing.T) {
+	for _, tc := range badConfigs {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := daemon.Main(daemon.Program{Name: "chorusd", Args: []string{"-config", writeFile(t, "c.toml", tc.body), "-validate"},
+				Stdout: &stdout, Stderr: &stderr, Config: defaultFileConfig(),
+				Build: func(daemon.Env) (daemon.Service, error) { return nil, errors.New("built") }})
+			if code != daemon.ExitUsage {
+				t.Errorf("exit %d, want %d", code, daemon.ExitUsage)
+			}
+			if !strings.Contains(stderr.String(), tc.key+":") {
+				t.Errorf("stderr does not name %q:\n%s", tc.key, stderr.String())
+			}
+		})
+	}
+}
+
+// testNet is a clienttest network served over TCP links, standing in for
+// the provider and the rest of the network.
+type testNet struct {
+	net    *clienttest.Network
+	addr   string
+	sched  *epoch.Schedule
+	cancel context.CancelFunc
+}
+
+func startNet(t *testing.T, params pki.Parameters) *testNet {
+	t.Helper()
+	genesis := time.Now().Add(-time.Hour).Truncate(time.Second).UTC()
+	sched, err := epoch.New(genesis, 20*time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := clienttest.New(clienttest.Config{Parameters: params, Epoch: sched.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ln, err := link.Listen(ctx, "tcp", "127.0.0.1:0", n.LinkConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Serve(ctx, ln)
+		n.Wait()
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return &testNet{net: n, addr: ln.Addr().String(), sched: sched, cancel: cancel}
+}
+
+// config is a chorusd config for the test network, with state in dir.
+func (tn *testNet) config(dir, extra string) string {
+	id := tn.net.ProviderID()
+	lk, _ := tn.net.ProviderLinkKey().MarshalText()
+	ak, _ := clienttest.Authority().MarshalText()
+	return fmt.Sprintf(`data_dir = %q
+%s
+[provider]
+id = %q
+address = %q
+link_key = %q
+[epoch]
+genesis = %s
+period = "20m"
+[arq]
+slack = "2s"
+[[authorities]]
+name = "test"
+identity_key = %q
+`, dir, extra, hex.EncodeToString(id[:]), tn.addr, lk, tn.sched.Genesis().Format(time.RFC3339), ak)
+}
+
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "chorusd")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// proc is a running chorusd.
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	exited chan error
+	api    *api.Client
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// start runs chorusd with the config and environment.
+func start(t *testing.T, bin, config, dir string, env ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, "-config", config)
+	cmd.Env = append(os.Environ(), env...)
+	p := &proc{cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan error, 1), api: api.Dial(filepath.Join(dir, api.SocketName))}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		p.api.Close()
+	})
+	return p
+}
+
+// waitReady waits until chorusd answers on its socket, connected, with a
+// document.
+func (p *proc) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := p.api.Status(context.Background())
+		if err == nil && st.Connected && st.Epoch != 0 {
+			return
+		}
+		select {
+		case err := <-p.exited:
+			t.Fatalf("chorusd exited (%v) before it was ready:\n%s", err, p.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chorusd not ready (last status %+v, %v):\n%s", st, err, p.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and requires a clean exit.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		if code := exitCode(err); code != 0 {
+			t.Errorf("after SIGTERM: exit %d; stderr:\n%s", code, p.stderr)
+		}
+	case <-time.After(40 * time.Second):
+		p.cmd.Process.Kill()
+		t.Fatalf("did not stop after SIGTERM; stderr:\n%s", p.stderr)
+	}
+}
+
+// fastParameters make a message cross the test network in a fraction of
+// a second.
+var fastParameters = pki.Parameters{
+	MuMean:            10 * time.Millisecond,
+	MaxDelay:          100 * time.Millisecond,
+	LambdaPMean:       50 * time.Millisecond,
+	LambdaLMean:       500 * time.Millisecond,
+	LambdaDMean:       500 * time.Millisecond,
+	LambdaMMean:       time.Second,
+	RetrievalInterval: 50 * time.Millisecond,
+}
+
+// TestBinary builds chorusd and runs two of them against the stand-in
+// network over TCP: first start creates the state, a message goes from
+// one to the other and is acknowledged, ping works, SIGTERM stops them
+// cleanly; the state on disk holds none of the plaintext; a wrong
+// passphrase is refused with an error that says so; the right one, from
+// a passphrase file, opens the state again.
+func TestBinary(t *testing.T) {
+	bin := buildBinary(t)
+	if out, err := exec.Command(bin, "-config", exampleConfig, "-validate").CombinedOutput(); err != nil {
+		t.Errorf("example config: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "-version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "chorusd ") {
+		t.Errorf("-version: %v %q", err, out)
+	}
+	tn := startNet(t, fastParameters)
+	ctx := context.Background()
+	aliceDir := filepath.Join(t.TempDir(), "alice")
+	bobDir := filepath.Join(t.TempDir(), "bob")
+	aliceCfg := writeFile(t, "alice.toml", tn.config(aliceDir, ""))
+	bobCfg := writeFile(t, "bob.toml", tn.config(bobDir, ""))
+	const alicePass, bobPass = "alice's passphrase", "bob's passphrase"
+
+	alice := start(t, bin, aliceCfg, aliceDir, PassphraseEnv+"="+alicePass)
+	bob := start(t, bin, bobCfg, bobDir, PassphraseEnv+"="+bobPass)
+	alice.waitReady(t)
+	bob.waitReady(t)
+	if !strings.Contains(alice.stderr.String(), "first start") {
+		t.Errorf("first start not reported:\n%s", alice.stderr)
+	}
+
+	aliceID, err := alice.api.Identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobID, err := bob.api.Identity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secretName, secretText = "zanzibar-contact-7f3a", "the eagle lands at dawn 91c2"
+	if err := alice.api.AddContact(ctx, secretName, bobID.Card.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.api.AddContact(ctx, "alice", aliceID.Card.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	id, err := alice.api.Send(ctx, secretName, []byte(secretText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := bob.api.WaitInbox(ctx, 0, time.Minute)
+	if err != nil || len(msgs) != 1 || string(msgs[0].Body) != secretText || msgs[0].From != "alice" {
+		t.Fatalf("bob's inbox: %v %+v", err, msgs)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, err := alice.api.MessageStatus(ctx, id)
+		if err == nil && st.State == api.StateDelivered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message not acknowledged: %+v %v", st, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if rtt, err := alice.api.Ping(ctx); err != nil || rtt <= 0 {
+		t.Errorf("ping: %v %v", rtt, err)
+	}
+	alice.stop(t)
+	bob.stop(t)
+	for _, p := range []*proc{alice, bob} {
+		for _, bad := range []string{secretName, secretText, "the eagle"} {
+			if strings.Contains(p.stderr.String(), bad) {
+				t.Errorf("the log shows %q", bad)
+			}
+		}
+	}
+
+	// No plaintext in the state (client/store tests this thoroughly; this
+	// checks the daemon puts nothing beside it).
+	for _, dir := range []string{aliceDir, bobDir} {
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, _ := os.ReadFile(path)
+			for _, s := range []string{secretName, secretText, "alice"} {
+				for _, enc := range []string{s, hex.EncodeToString([]byte(s)), base64.StdEncoding.EncodeToString([]byte(s))} {
+					if bytes.Contains(b, []byte(enc)) {
+						t.Errorf("%s holds %q in the clear", path, enc)
+					}
+				}
+			}
+			if fi, _ := d.Info(); fi.Mode().Perm()&0o077 != 0 {
+				t.Errorf("%s has mode %v", path, fi.Mode())
+			}
+			return nil
+		})
+	}
+
+	// A wrong passphrase: exit 1, saying so.
+	wrong := start(t, bin, aliceCfg, aliceDir, PassphraseEnv+"=not "+alicePass)
+	select {
+	case err := <-wrong.exited:
+		if code := exitCode(err); code != 1 {
+			t.Errorf("wrong passphrase: exit %d, want 1", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("wrong passphrase: still running:\n%s", wrong.stderr)
+	}
+	if !strings.Contains(wrong.stderr.String(), "wrong passphrase") {
+		t.Errorf("wrong passphrase: stderr does not say so:\n%s", wrong.stderr)
+	}
+
+	// The right one from a file (with a trailing newline) opens it, and
+	// the message is still there.
+	passFile := writeFile(t, "pass", alicePass+"\n")
+	aliceCfg2 := writeFile(t, "alice2.toml", tn.config(aliceDir, fmt.Sprintf("passphrase_file = %q", passFile)))
+	again := start(t, bin, aliceCfg2, aliceDir)
+	again.waitReady(t)
+	if st, err := again.api.MessageStatus(ctx, id); err != nil || st.State != api.StateDelivered {
+		t.Errorf("after restart: %+v %v", st, err)
+	}
+	if strings.Contains(again.stderr.String(), "first start") {
+		t.Errorf("restart created a new state:\n%s", again.stderr)
+	}
+	again.stop(t)
+
+	// No passphrase at all, and no terminal: a clear refusal.
+	cmd := exec.Command(bin, "-config", aliceCfg)
+	cmd.Env = filterEnv(os.Environ(), PassphraseEnv)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no controlling terminal
+	out, err := cmd.CombinedOutput()
+	if exitCode(err) != 1 || !strings.Contains(string(out), "no passphrase") {
+		t.Errorf("without a passphrase: %v\n%s", err, out)
+	}
+}
+
+func filterEnv(env []string, name string) []string {
+	var out []string
+	for _, e := range env {
+		if !strings.HasPrefix(e, name+"=") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
