@@ -407,6 +407,9 @@ func (c *cli) inbox(ctx context.Context, args []string) error {
 		for _, m := range msgs {
 			after = m.Seq
 			if err := c.show(ctx, m); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return err
 			}
 		}
