@@ -184,9 +184,21 @@ func (s *Spool) transact(batch []*op, now time.Time, d *delta) (int, error) {
 func (s *Spool) apply(tx *bolt.Tx, o *op, now time.Time, d *delta) error {
 	switch o.kind {
 	case opPut:
+		o.err = nil // apply may run again after another op failed
 		x, err := openBox(tx, o.mailbox[:], true, d)
 		if err != nil {
 			return err
+		}
+		if s.cfg.RefuseWhenFull {
+			// Expired messages make room; then the message fits or is
+			// refused, and nothing is evicted for it.
+			if err := s.trim(x, now); err != nil {
+				return err
+			}
+			if !s.fits(x.u, len(o.record)) {
+				o.err = ErrFull
+				return x.save()
+			}
 		}
 		seq, err := x.b.NextSequence()
 		if err != nil {
@@ -255,8 +267,16 @@ func (s *Spool) apply(tx *bolt.Tx, o *op, now time.Time, d *delta) error {
 	return errors.New("spool: unknown operation")
 }
 
+// fits reports whether a record of recordLen bytes fits a mailbox with
+// usage u within MaxMessages and MaxBytes.
+func (s *Spool) fits(u usage, recordLen int) bool {
+	return (s.cfg.MaxMessages == 0 || u.messages+1 <= int64(s.cfg.MaxMessages)) &&
+		(s.cfg.MaxBytes == 0 || u.bytes+payloadLen(recordLen) <= s.cfg.MaxBytes)
+}
+
 // trim evicts x's oldest messages while the oldest is damaged or older than
-// MaxAge, or the mailbox is over MaxMessages or MaxBytes.
+// MaxAge, or (unless RefuseWhenFull) the mailbox is over MaxMessages or
+// MaxBytes.
 func (s *Spool) trim(x *box, now time.Time) error {
 	cutoff := s.cutoff(now)
 	c := x.b.Cursor()
@@ -269,6 +289,8 @@ func (s *Spool) trim(x *box, now time.Time) error {
 			reason = reasonCorrupt
 		case s.cfg.MaxAge > 0 && stored <= cutoff:
 			reason = reasonAge
+		case s.cfg.RefuseWhenFull:
+			return nil // never evict for room
 		case s.cfg.MaxMessages > 0 && x.u.messages > int64(s.cfg.MaxMessages):
 			reason = reasonCount
 		case s.cfg.MaxBytes > 0 && x.u.bytes > s.cfg.MaxBytes:

@@ -61,6 +61,15 @@
 // Limits should be generous enough that only abandoned or flooded mailboxes
 // reach them. A payload larger than MaxBytes is refused with ErrTooLarge.
 //
+// A provider that acknowledges every stored message to its sender sets
+// Config.RefuseWhenFull instead: then a Put that would take a mailbox over
+// MaxMessages or MaxBytes stores nothing and returns ErrFull (after evicting
+// what is older than MaxAge, which may make room), so the packet is refused,
+// its sender gets no acknowledgement and retransmits, and no acknowledged
+// message is ever evicted for room. Only MaxAge still evicts messages that
+// were acknowledged to their senders; a mailbox over limits that were
+// lowered refuses new messages until its owner has drained it.
+//
 // # Storage
 //
 // One bbolt file (mode 0600). Bucket "mailboxes" holds a bucket per mailbox

@@ -32,6 +32,12 @@ type Config struct {
 	// evicts the mailbox's oldest messages until both hold again.
 	MaxMessages int
 	MaxBytes    int64
+	// RefuseWhenFull makes Put refuse, with ErrFull, a message that would
+	// take its mailbox over MaxMessages or MaxBytes, instead of evicting
+	// the mailbox's oldest messages: a provider that acknowledges what it
+	// stores sets it, so that no acknowledged message is ever evicted for
+	// room. Only MaxAge (and damage) then removes unacknowledged messages.
+	RefuseWhenFull bool
 
 	// Clock tells the time; nil means time.Now. It stamps stored messages
 	// and decides their age.
@@ -66,6 +72,9 @@ var (
 	ErrTooLarge = errors.New("spool: payload too large")
 	// ErrLocked is returned by Open when another process holds the file.
 	ErrLocked = errors.New("spool: database is in use by another process")
+	// ErrFull is returned by Put, under Config.RefuseWhenFull, for a
+	// message its mailbox has no room for.
+	ErrFull = errors.New("spool: mailbox full")
 )
 
 var (
@@ -231,7 +240,9 @@ func (s *Spool) Stats() Stats {
 //
 // Storing may evict the mailbox's oldest messages: those older than MaxAge,
 // then as many as needed to bring the mailbox within MaxMessages and
-// MaxBytes. The spool stores for any mailbox ID; the caller checks that
+// MaxBytes; under RefuseWhenFull it evicts only those older than MaxAge and
+// returns ErrFull, storing nothing, if the message still does not fit. The
+// spool stores for any mailbox ID; the caller checks that
 // someone owns the mailbox (users.Registry.Lookup) before calling Put.
 func (s *Spool) Put(mailbox [MailboxIDLength]byte, payload []byte) error {
 	if len(payload) > MaxPayloadLength || (s.cfg.MaxBytes > 0 && int64(len(payload)) > s.cfg.MaxBytes) {
@@ -300,9 +311,10 @@ func (s *Spool) Ack(mailbox [MailboxIDLength]byte, seq uint64) error {
 }
 
 // Expire enforces the retention limits on every mailbox: it evicts messages
-// older than MaxAge, and trims any mailbox over MaxMessages or MaxBytes
-// (after the limits were lowered). The provider calls it periodically; Put
-// enforces the limits only on the mailbox it writes.
+// older than MaxAge, and, unless RefuseWhenFull is set, trims any mailbox
+// over MaxMessages or MaxBytes (after the limits were lowered). The
+// provider calls it periodically; Put enforces the limits only on the
+// mailbox it writes.
 func (s *Spool) Expire() error {
 	if s.cfg.MaxAge == 0 && s.cfg.MaxMessages == 0 && s.cfg.MaxBytes == 0 {
 		return nil
@@ -316,9 +328,9 @@ func (s *Spool) Expire() error {
 				return nil
 			}
 			u, err := decodeUsage(v)
-			over := err != nil ||
-				(s.cfg.MaxMessages > 0 && u.messages > int64(s.cfg.MaxMessages)) ||
-				(s.cfg.MaxBytes > 0 && u.bytes > s.cfg.MaxBytes)
+			over := err != nil || (!s.cfg.RefuseWhenFull &&
+				((s.cfg.MaxMessages > 0 && u.messages > int64(s.cfg.MaxMessages)) ||
+					(s.cfg.MaxBytes > 0 && u.bytes > s.cfg.MaxBytes)))
 			if !over && s.cfg.MaxAge > 0 {
 				if b := root.Bucket(id); b != nil {
 					if _, v := b.Cursor().First(); v != nil {

@@ -798,3 +798,50 @@ func TestBadOpFailsAlone(t *testing.T) {
 		t.Fatal("Put to the damaged mailbox succeeded")
 	}
 }
+
+// TestRefuseWhenFull: with RefuseWhenFull a full mailbox refuses new
+// messages and keeps the old ones; age still evicts, and makes room.
+func TestRefuseWhenFull(t *testing.T) {
+	clock := newFakeClock()
+	s := openSpool(t, filepath.Join(t.TempDir(), "spool.db"),
+		Config{MaxMessages: 3, MaxBytes: 10, MaxAge: time.Hour, RefuseWhenFull: true, Clock: clock.Now})
+	a, b := mailbox(1), mailbox(2)
+	for i := range 3 {
+		mustPut(t, s, a, fmt.Sprint(i))
+	}
+	if err := s.Put(a, []byte("3")); !errors.Is(err, ErrFull) {
+		t.Fatalf("Put to a full mailbox (count): %v, want ErrFull", err)
+	}
+	mustPut(t, s, b, "bbbbbbbbb") // 9 bytes
+	if err := s.Put(b, []byte("xx")); !errors.Is(err, ErrFull) {
+		t.Fatalf("Put to a full mailbox (bytes): %v, want ErrFull", err)
+	}
+	mustPut(t, s, b, "x") // exactly 10 bytes: fits
+	for r := range numReasons {
+		if n := evicted(s, r); n != 0 {
+			t.Fatalf("evicted{%s} = %d, want none", reasonNames[r], n)
+		}
+	}
+	if st := s.Stats(); st.Messages != 5 || st.Bytes != 13 {
+		t.Fatalf("Stats = %+v", st)
+	}
+	// Lowered limits do not evict either.
+	if err := s.Expire(); err != nil {
+		t.Fatal(err)
+	}
+	// Age evicts, and so makes room for the next Put.
+	clock.Advance(61 * time.Minute)
+	mustPut(t, s, a, "new")
+	if n := evicted(s, reasonAge); n != 3 {
+		t.Fatalf("evicted{age} = %d, want 3", n)
+	}
+	if got := drain(t, s, a); fmt.Sprint(got) != "[new]" {
+		t.Fatalf("a kept %v", got)
+	}
+	if err := s.Expire(); err != nil {
+		t.Fatal(err)
+	}
+	if got := drain(t, s, b); len(got) != 0 {
+		t.Fatalf("b kept %v after MaxAge", got)
+	}
+}
