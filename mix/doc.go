@@ -60,10 +60,11 @@
 //     interval while one is missing, it fetches the previous, current and
 //     next documents, updates next hops, the maximum delay, and closes
 //     incoming links that are no longer allowed;
-//   - the Sphinx key ring: keys generated three epochs ahead and stored in
-//     DataDir/sphinx, kept one epoch after their own, then erased together
-//     with their replay filter (mix/replay, in DataDir/replay, durable
-//     across restarts);
+//   - the Sphinx keys (mix/rotation, in DataDir/sphinx): made three epochs
+//     ahead, kept for Config.KeyGrace into the next epoch, then erased
+//     together with their replay filter (mix/replay, in DataDir/replay,
+//     durable across restarts); the filters of the current and next epoch
+//     are created ahead of need;
 //   - the descriptor upload: in epoch E the descriptor for E+1 (and for E
 //     while no document for E exists), with Sphinx keys for three epochs,
 //     until the threshold of authorities accepted it;
@@ -84,8 +85,9 @@
 //
 // New and NewPipeline start nothing. Run returns only when every goroutine
 // it started has stopped: when its context ends it stops taking packets,
-// closes incoming links, lets held packets leave for up to
-// Config.DrainTimeout, then stops. Close (after Run) releases the key ring
+// closes incoming links, lets the packets it holds leave (those in the
+// delay queue at their time, then those queued for next hops whose links
+// are up) for up to Config.DrainTimeout, then stops. Close (after Run) releases the key ring
 // and the replay filters; it is idempotent.
 //
 // Ready, behind /readyz, holds when the node has the current document,

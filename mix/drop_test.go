@@ -149,3 +149,26 @@ func TestReplayAfterRestart(t *testing.T) {
 	send(t, c, newPacket(t, n.doc, n.path2(t, 0), []byte("fresh")))
 	waitFor(t, "a fresh packet forwarded", func() bool { return n.sink.count() == 2 })
 }
+
+// TestDrain stops a mix while it holds packets for their delays: Run
+// returns only after they have left.
+func TestDrain(t *testing.T) {
+	n := startSmallNet(t, nil)
+	c, err := dialAs(t, "provider-0", n.mix.addr, node(t, n.doc, "mix-0-0").LinkKey, n.pl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const count = 20
+	for range count {
+		send(t, c, newPacket(t, n.doc, n.path2(t, 80*time.Millisecond), nil))
+	}
+	waitFor(t, "the packets taken in", func() bool { return testutil.ToFloat64(n.mix.p.m.in) == count })
+	if err := n.mix.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := dropCounts(n.mix); len(d) != 0 {
+		t.Errorf("drops during the drain: %v", d)
+	}
+	waitFor(t, "every packet at the sink", func() bool { return n.sink.count() == count })
+}

@@ -37,6 +37,8 @@ type testDir struct {
 	params  pki.Parameters
 	descs   map[uint64]map[string]*pki.Descriptor
 	docs    map[uint64]*pki.Document
+	// dial, if set, is the nodes' DialContext (in-memory links).
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func newTestDir(layers int) *testDir {
@@ -208,7 +210,7 @@ func startNode(t testing.TB, dir *testDir, s *epoch.Schedule, name string, layer
 		mutate(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	n, err := New(cfg, Deps{Log: testLog(name), Registerer: reg, Documents: dir, Uploader: dir, Listener: ln})
+	n, err := New(cfg, Deps{Log: testLog(name), Registerer: reg, Documents: dir, Uploader: dir, Listener: ln, DialContext: dir.dial})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +228,7 @@ func startProvider(t testing.TB, dir *testDir, s *epoch.Schedule, name string, l
 	cfg := nodeConfig(name, pki.RoleProvider, ln.Addr().String(), dataDir, s)
 	cfg.Deliver = deliver
 	reg := prometheus.NewRegistry()
-	p, err := NewPipeline(cfg, Deps{Log: testLog(name), Registerer: reg, Documents: dir, Uploader: dir})
+	p, err := NewPipeline(cfg, Deps{Log: testLog(name), Registerer: reg, Documents: dir, Uploader: dir, DialContext: dir.dial})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -575,14 +575,19 @@ func (p *Pipeline) drain(wait bool) {
 	defer cancel()
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for p.inflight.Load() > 0 || p.queue.Len() > 0 || p.fwd.Queued() > 0 {
+	for p.inflight.Load() > 0 || p.queue.Len() > 0 {
 		select {
 		case <-ctx.Done():
-			p.log.Warn("mix: drain timed out; dropping held packets",
-				"delay_queue", p.queue.Len(), "forward_queue", p.fwd.Queued())
+			p.log.Warn("mix: drain timed out; dropping held packets", "delay_queue", p.queue.Len())
 			return
 		case <-t.C:
 		}
+	}
+	// Packets queued for next hops that are down cannot leave; wait only
+	// for the others.
+	if err := p.fwd.Flush(ctx); err != nil {
+		p.log.Warn("mix: drain timed out; dropping queued packets", "forward_queue", p.fwd.Queued())
+		return
 	}
 	p.log.Info("mix: drained")
 }

@@ -119,7 +119,8 @@ type peer struct {
 	queue     chan []byte
 	gone      chan struct{} // closed when the peer leaves the documents
 	connected atomic.Bool
-	started   bool // guarded by Forwarder.mu
+	inHand    atomic.Int32 // 1 while a packet taken from queue is unsent
+	started   bool         // guarded by Forwarder.mu
 }
 
 // New returns a Forwarder. It starts nothing.
@@ -288,12 +289,26 @@ func (f *Forwarder) Peers() (total, connected int) {
 // sent.
 func (f *Forwarder) Queued() int { return int(f.queued.Load()) }
 
-// Flush waits until no packet is held or ctx ends; a node calls it while
-// draining, before it cancels Run.
+// Sendable returns the number of packets queued for peers whose link is
+// up: those a draining node can still hope to send.
+func (f *Forwarder) Sendable() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n := 0
+	for _, p := range f.peers {
+		if p.connected.Load() {
+			n += len(p.queue) + int(p.inHand.Load())
+		}
+	}
+	return n
+}
+
+// Flush waits until no packet is queued for a peer whose link is up, or
+// ctx ends; a node calls it while draining, before it cancels Run.
 func (f *Forwarder) Flush(ctx context.Context) error {
-	t := time.NewTicker(10 * time.Millisecond)
+	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for f.queued.Load() > 0 {
+	for f.Sendable() > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -354,6 +369,7 @@ func (f *Forwarder) runPeer(ctx context.Context, p *peer) {
 	}
 	if pending != nil {
 		f.dropHeld(pending, reason)
+		p.inHand.Store(0)
 	}
 	f.drain(p, reason)
 }
@@ -502,6 +518,7 @@ func (f *Forwarder) serve(ctx context.Context, p *peer, c *link.Conn, pending *[
 			select {
 			case pkt := <-p.queue:
 				*pending = pkt
+				p.inHand.Store(1)
 			case <-ctx.Done():
 				return
 			case <-p.gone:
@@ -519,6 +536,7 @@ func (f *Forwarder) serve(ctx context.Context, p *peer, c *link.Conn, pending *[
 		f.queued.Add(-1)
 		f.cfg.Release(*pending)
 		*pending = nil
+		p.inHand.Store(0)
 	}
 }
 
