@@ -55,11 +55,18 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	// Epoch 10 of one-hour epochs began a minute ago.
-	sched, err := epoch.New(time.Now().Add(-10*time.Hour-time.Minute), time.Hour, nil)
+	return newWorldPeriod(t, time.Hour, time.Minute, testParameters)
+}
+
+// newWorldPeriod makes a world whose epoch 10 began ago ago, with epochs
+// of the given period.
+func newWorldPeriod(t *testing.T, period, ago time.Duration, params pki.Parameters) *world {
+	t.Helper()
+	sched, err := epoch.New(time.Now().Add(-10*period-ago), period, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := clienttest.New(clienttest.Config{Parameters: testParameters, Epoch: sched.Now})
+	n, err := clienttest.New(clienttest.Config{Parameters: params, Epoch: sched.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,6 +462,64 @@ func TestDocumentVerified(t *testing.T) {
 		}
 		if s := w.net.Stats(); s.Packets != 0 {
 			t.Errorf("%d packets sent without a document", s.Packets)
+		}
+	})
+}
+
+// TestReconnect closes the link from the provider's side: the client
+// dials again and carries on.
+func TestReconnect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t)
+		alice := w.start("", w.config())
+		bob := w.start("", w.config())
+		befriend(t, alice, "alice", bob, "bob")
+		waitFor(t, time.Minute, "ready", func() bool { return alice.Ready() == nil && bob.Ready() == nil })
+		w.net.Disconnect()
+		waitFor(t, time.Minute, "both reconnected", func() bool {
+			return alice.metric("chorus_client_connects_total", "ok") >= 2 && bob.metric("chorus_client_connects_total", "ok") >= 2 &&
+				alice.Ready() == nil && bob.Ready() == nil
+		})
+		id, err := alice.Send(context.Background(), "bob", []byte("still here"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, time.Minute, "delivered", func() bool { return alice.state(t, id) == api.StateDelivered })
+	})
+}
+
+// TestEpochRollover runs across epoch boundaries of two-minute epochs:
+// the client fetches each next document once it is published, switches
+// to it when its epoch begins, and keeps sending.
+func TestEpochRollover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Slower traffic: this test spans minutes of fake time.
+		slow := testParameters
+		slow.LambdaPMean, slow.LambdaLMean, slow.LambdaDMean, slow.RetrievalInterval = time.Second, 10*time.Second, 10*time.Second, time.Second
+		w := newWorldPeriod(t, 2*time.Minute, 10*time.Second, slow)
+		alice := w.start("", w.config())
+		bob := w.start("", w.config())
+		befriend(t, alice, "alice", bob, "bob")
+		ctx := context.Background()
+		waitFor(t, time.Minute, "ready", func() bool { return alice.Ready() == nil })
+		if st, _ := alice.Status(ctx); st.Epoch != 10 {
+			t.Fatalf("epoch %d, want 10", st.Epoch)
+		}
+		time.Sleep(w.sched.Start(12).Add(time.Second).Sub(time.Now()))
+		st, err := alice.Status(ctx)
+		if err != nil || st.Epoch != 12 || !st.Connected {
+			t.Fatalf("after two boundaries: %+v %v", st, err)
+		}
+		if v := alice.metric("chorus_client_documents_total", "accepted"); v != 3 {
+			t.Errorf("%v documents accepted, want 3 (epochs 10, 11, 12)", v)
+		}
+		id, err := alice.Send(ctx, "bob", []byte("new epoch"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, time.Minute, "delivered", func() bool { return alice.state(t, id) == api.StateDelivered })
+		if s := w.net.Stats(); s.Invalid != 0 {
+			t.Errorf("%d packets the network could not open", s.Invalid)
 		}
 	})
 }

@@ -91,6 +91,7 @@ type Network struct {
 	mu        sync.Mutex
 	docs      map[uint64][]byte
 	mailboxes map[[32]byte]*mailbox
+	conns     map[*link.Conn]bool
 
 	packets, invalid, decoys, echoes, stored, acks, lost, unroutable atomic.Uint64
 
@@ -134,6 +135,7 @@ func New(cfg Config) (*Network, error) {
 		nodes:     map[pki.NodeID]*node{},
 		docs:      map[uint64][]byte{},
 		mailboxes: map[[32]byte]*mailbox{},
+		conns:     map[*link.Conn]bool{},
 	}
 	_, nodes := pkitest.Network(0, Layers, MixesPerLayer, Providers)
 	for _, pn := range nodes {
@@ -254,12 +256,30 @@ func (n *Network) Serve(ctx context.Context, ln *link.Listener) error {
 	}
 }
 
+// Disconnect closes every client link, as a provider that restarts
+// would.
+func (n *Network) Disconnect() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for c := range n.conns {
+		c.Close()
+	}
+}
+
 // Wait waits for the goroutines Dial and Serve started.
 func (n *Network) Wait() { n.wg.Wait() }
 
 // ServeConn answers one client link until it closes or ctx ends.
 func (n *Network) ServeConn(ctx context.Context, c *link.Conn) error {
 	n.Register(c.PeerKey())
+	n.mu.Lock()
+	n.conns[c] = true
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.conns, c)
+		n.mu.Unlock()
+	}()
 	mbID := c.PeerKey().MailboxID()
 	for {
 		cmd, err := c.Recv(ctx)
