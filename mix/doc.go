@@ -33,7 +33,8 @@
 //	<-p.Started()                        // geometry known; LinkConfig valid
 //	p.ServeLink(ctx, conn)               // an authorized node link: read packets
 //	in := p.NewIngress()                 // any other source, e.g. a client link
-//	in.Submit(ctx, pkt, arrival)
+//	in.Submit(ctx, pkt, arrival)         // unwrapped here like any packet
+//	p.Inject(next, pkt, delay)           // a packet this node made (SURB reply)
 //
 // Config.Deliver receives the packets that end at the node (a provider's
 // mailbox hook); without it they are dropped and counted. LinkConfig and

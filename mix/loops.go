@@ -112,10 +112,7 @@ func (l *loops) send() {
 	}
 	l.pending[token] = loopEntry{sent: now, deadline: now.Add(maxRTT + loopSlack)}
 	l.mu.Unlock()
-	buf := p.pool.get()
-	copy(buf, pkt)
-	if err := p.fwd.Send(&path[0].ID, buf); err != nil {
-		p.pool.put(buf)
+	if err := p.Inject(path[0].ID, pkt, 0); err != nil {
 		l.mu.Lock()
 		delete(l.pending, token)
 		l.mu.Unlock()

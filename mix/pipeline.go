@@ -416,6 +416,37 @@ func (p *Pipeline) unsubmit(in *Ingress, buf []byte) {
 	<-in.credit
 }
 
+// Inject sends a packet this node made itself (a loop packet, a SURB
+// reply) to the node next after the given delay (zero: at once), through the delay
+// queue and the forwarder like any other packet (after is bounded by the
+// documents' maximum delay). It copies pkt. It fails,
+// counting the drop, if next is not a node this one may send to
+// (forward.ErrNoPeer) or the delay queue refuses the packet.
+func (p *Pipeline) Inject(next pki.NodeID, pkt []byte, after time.Duration) error {
+	if !isClosed(p.started) {
+		return ErrNotStarted
+	}
+	if len(pkt) != p.geo.PacketLength() {
+		return ErrPacketLength
+	}
+	if !p.fwd.IsPeer(&next) {
+		p.m.drop(forward.DropNoPeer)
+		return forward.ErrNoPeer
+	}
+	buf := p.pool.get()
+	copy(buf, pkt)
+	if err := p.queue.Push(held{buf: buf, next: next}, len(buf), time.Time{}, after); err != nil {
+		p.pool.put(buf)
+		if errors.Is(err, delay.ErrTooLate) {
+			p.m.drop(dropTooLate)
+		} else {
+			p.m.drop(dropDelayFull)
+		}
+		return err
+	}
+	return nil
+}
+
 // ServeLink reads packets from c, an authorized link from another node,
 // and feeds them to the pipeline until c closes, ctx ends or the pipeline
 // drains; then it closes c. Commands other than SendPacket are counted
