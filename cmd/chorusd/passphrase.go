@@ -37,15 +37,16 @@ func (s passphraseSource) interactive() bool {
 // read, so that nothing chorusd starts inherits it.
 func (s passphraseSource) read(question string, log *slog.Logger) ([]byte, error) {
 	if s.file != "" {
-		b, err := os.ReadFile(s.file)
+		raw, err := os.ReadFile(s.file)
 		if err != nil {
 			return nil, fmt.Errorf("read passphrase file: %w", err)
 		}
 		if fi, err := os.Stat(s.file); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			log.Warn("the passphrase file is readable by group or others; run chmod 600 on it", "mode", fs.FileMode(fi.Mode().Perm()))
 		}
-		b = bytes.TrimSuffix(b, []byte("\n"))
-		b = bytes.TrimSuffix(b, []byte("\r"))
+		line, _, _ := bytes.Cut(raw, []byte("\n"))
+		b := bytes.Clone(bytes.TrimSuffix(line, []byte("\r")))
+		clear(raw)
 		if len(b) == 0 {
 			return nil, errors.New("the passphrase file is empty")
 		}
