@@ -259,13 +259,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 
 	<-failCtx.Done()
-	p.drain(isClosed(p.started) && context.Cause(failCtx) == ctx.Err())
+	stopped := ctx.Err() != nil // asked to stop, rather than failed
+	p.drain(isClosed(p.started) && stopped)
 	stopPipe()
 	pipeErr := pipeG.Wait()
 	stopKeys()
 	keysErr := keysG.Wait()
-	if cause := context.Cause(failCtx); cause != nil && cause != ctx.Err() {
-		return cause
+	if !stopped {
+		return context.Cause(failCtx)
 	}
 	return errors.Join(pipeErr, keysErr)
 }
