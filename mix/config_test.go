@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/chorus-mixnet/chorus/pki"
 )
 
@@ -46,4 +48,23 @@ func TestConfigErrors(t *testing.T) {
 	if err := n.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
+}
+
+// TestNewFailsCleanly: a failure half-way through NewPipeline (here a
+// metrics name registered twice) releases what was opened.
+func TestNewFailsCleanly(t *testing.T) {
+	s := schedule(t, time.Hour, time.Minute)
+	cfg := nodeConfig("mix-0-0", pki.RoleMix, "127.0.0.1:1", filepath.Join(t.TempDir(), "d"), s)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "chorus_mix_packets_in_total"}))
+	if _, err := NewPipeline(cfg, Deps{Documents: newTestDir(3), Registerer: reg}); err == nil {
+		t.Fatal("no error for a metric registered twice")
+	}
+	// The key store and replay filters were released: a second pipeline
+	// on the same directory opens them again.
+	p, err := NewPipeline(cfg, Deps{Documents: newTestDir(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
 }

@@ -94,14 +94,14 @@ type job struct {
 
 // NewPipeline returns a pipeline for cfg. It opens the key store and the
 // replay filters in cfg.DataDir and starts nothing: Run does.
-func NewPipeline(cfg Config, deps Deps) (p *Pipeline, err error) {
+func NewPipeline(cfg Config, deps Deps) (_ *Pipeline, err error) {
 	if cfg, err = cfg.check(); err != nil {
 		return nil, err
 	}
 	if deps.Documents == nil {
 		return nil, fmt.Errorf("%w: no document source", ErrConfig)
 	}
-	p = &Pipeline{
+	p := &Pipeline{
 		cfg:      cfg,
 		deps:     deps,
 		log:      deps.Log,
@@ -121,7 +121,6 @@ func NewPipeline(cfg Config, deps Deps) (p *Pipeline, err error) {
 	defer func() {
 		if err != nil {
 			p.Close()
-			p = nil
 		}
 	}()
 	if p.linkM, err = link.NewMetrics(deps.Registerer); err != nil {
