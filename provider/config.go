@@ -30,7 +30,7 @@ const (
 	DefaultMaxClients     = 50_000
 	DefaultSendBurst      = 5 * time.Second
 	DefaultControlBurst   = 8
-	DefaultStoreWorkers   = 32
+	DefaultStoreWorkers   = 64
 	DefaultStoreQueue     = 4096
 )
 

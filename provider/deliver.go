@@ -73,9 +73,11 @@ func (p *Provider) deliver(d *hop.Decision) {
 // enqueue hands a delivery to the store workers, or refuses it if they
 // are too far behind.
 func (p *Provider) enqueue(d delivery) {
+	p.storing.Add(1)
 	select {
 	case p.storeQ <- d:
 	default:
+		p.storing.Add(-1)
 		if d.echo {
 			p.m.repliesLost.WithLabelValues(replyEcho, replyUnavailable).Inc()
 		} else {
@@ -90,9 +92,10 @@ func (p *Provider) storeWorker() {
 	for d := range p.storeQ {
 		if d.echo {
 			p.echo(d.encoded)
-			continue
+		} else {
+			p.store(&d)
 		}
-		p.store(&d)
+		p.storing.Add(-1)
 	}
 }
 

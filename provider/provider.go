@@ -43,6 +43,7 @@ type Provider struct {
 	// (the pipeline's workers) sends; the channel is closed once the
 	// pipeline has stopped.
 	storeQ   chan delivery
+	storing  atomic.Int64 // deliveries queued or being stored
 	replies  *mix.Ingress // ACKs and echo answers into our own pipeline
 	replyCtx context.Context
 	// put stores a mailbox entry: the spool's Put; tests wrap it to see
@@ -93,8 +94,8 @@ func New(cfg Config, deps mix.Deps) (_ *Provider, err error) {
 	}()
 	if p.m, err = newMetrics(deps.Registerer, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "chorus_provider_store_queue_deliveries",
-		Help: "Deliveries waiting to be stored (and acknowledged).",
-	}, func() float64 { return float64(len(p.storeQ)) })); err != nil {
+		Help: "Deliveries queued for, or being handled by, the store workers.",
+	}, func() float64 { return float64(p.storing.Load()) })); err != nil {
 		return nil, fmt.Errorf("provider: metrics: %w", err)
 	}
 	dir := cfg.Pipeline.DataDir
@@ -245,10 +246,11 @@ func (p *Provider) drainTimeout() time.Duration {
 	return mix.DefaultDrainTimeout
 }
 
-// waitStored waits until the store queue is empty, for at most d.
+// waitStored waits until every queued delivery is stored (and
+// acknowledged), for at most d.
 func (p *Provider) waitStored(d time.Duration) {
 	deadline := time.Now().Add(d)
-	for len(p.storeQ) > 0 && time.Now().Before(deadline) {
+	for p.storing.Load() > 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -196,7 +196,7 @@ func TestMailboxLimits(t *testing.T) {
 				surb, _ := n.surb(otherName, [32]byte{1}, ids[i])
 				alice.send(link.SendPacket{Packet: n.packet(bob.mailbox, n.forwardPayload(surb, text(i)))})
 				waitFor(t, "the packet handled", func() bool {
-					return n.metric("chorus_provider_deliveries_total", "kind", "message") == float64(i+1) && len(n.p.storeQ) == 0 &&
+					return n.metric("chorus_provider_deliveries_total", "kind", "message") == float64(i+1) && n.p.storing.Load() == 0 &&
 						n.metric("chorus_provider_spool_messages_stored_total")+n.metric("chorus_provider_deliveries_refused_total", "reason", "mailbox_full") == float64(i+1)
 				})
 			}
@@ -208,7 +208,7 @@ func TestMailboxLimits(t *testing.T) {
 			}
 			waitFor(t, "three ACKs", func() bool { return len(n.relay.arrivals()) >= 3 })
 			// Let a wrongly sent ACK show up before counting.
-			waitFor(t, "the store queue idle", func() bool { return len(n.p.storeQ) == 0 })
+			waitFor(t, "the store queue idle", func() bool { return n.p.storing.Load() == 0 })
 			if v := n.metric("chorus_provider_replies_sent_total", "kind", "ack"); v != 3 {
 				t.Fatalf("ACKs sent: %v, want 3", v)
 			}

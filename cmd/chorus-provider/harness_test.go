@@ -1,0 +1,549 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chorus-mixnet/chorus/mix/keys"
+	"github.com/chorus-mixnet/chorus/mix/link"
+	"github.com/chorus-mixnet/chorus/mix/sphinx"
+	"github.com/chorus-mixnet/chorus/pki"
+	"github.com/chorus-mixnet/chorus/pki/authority"
+	"github.com/chorus-mixnet/chorus/pki/dirclient"
+	"github.com/chorus-mixnet/chorus/pki/pkitest"
+)
+
+// The process tests run the real chorus-provider binary against a network
+// in the test process: a real directory authority (pki/authority, a
+// threshold of one, hour-long epochs so that no epoch ends during a test)
+// and a relay that plays the one mix of the one layer ("mix-0-0", pkitest
+// keys) and a second provider ("provider-1"). The relay removes the mix's
+// layer of what the provider sends it; packets for the provider go back
+// to it over a node link, packets for provider-1 (the SURB-ACKs and echo
+// answers the tests ask for) it unwraps once more and records. So the test
+// sees every ACK the moment it has left the provider.
+
+const (
+	mixName   = "mix-0-0"
+	otherName = "provider-1"
+	provName  = "provider-0"
+)
+
+// params are traffic parameters for fast tests.
+var params = pki.Parameters{
+	MuMean:            5 * time.Millisecond,
+	MaxDelay:          100 * time.Millisecond,
+	LambdaPMean:       10 * time.Millisecond,
+	LambdaLMean:       200 * time.Millisecond,
+	LambdaDMean:       200 * time.Millisecond,
+	LambdaMMean:       200 * time.Millisecond,
+	RetrievalInterval: 10 * time.Millisecond,
+}
+
+// network is the authority and the relay.
+type network struct {
+	t        testing.TB
+	genesis  time.Time
+	period   time.Duration
+	authAddr string
+	authKey  keys.IdentityPublicKey
+	dir      *dirclient.Client
+	geo      *sphinx.Geometry
+	relay    *relay
+}
+
+func startNetwork(t testing.TB) *network {
+	t.Helper()
+	n := &network{t: t, period: time.Hour}
+	// The current epoch has half an hour to go.
+	n.genesis = time.Now().Add(30*time.Minute - 11*n.period).Truncate(time.Second)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.authAddr = ln.Addr().String()
+	cfg := authority.DefaultConfig()
+	cfg.DataDir = filepath.Join(t.TempDir(), "authority")
+	cfg.Listen = n.authAddr
+	cfg.Genesis, cfg.Period = n.genesis, n.period
+	cfg.Layers, cfg.MinMixesPerLayer = 1, 1
+	cfg.Parameters = params
+	a, err := authority.New(cfg, authority.Deps{Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.authKey = a.Identity()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("authority: %v", err)
+		}
+		a.Close()
+	})
+	if n.dir, err = dirclient.New(dirclient.Config{
+		Authorities: []dirclient.Authority{{Name: "auth", IdentityKey: n.authKey, Address: n.authAddr}},
+	}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n.geo, err = sphinx.NewGeometry(3, cfg.UserPayloadLength, true); err != nil {
+		t.Fatal(err)
+	}
+	n.relay = startRelay(t, n.geo, n.epoch())
+	// The mix's descriptors for this epoch and the next.
+	for e := n.epoch(); e <= n.epoch()+1; e++ {
+		node := pkitest.NewNode(mixName, pki.RoleMix, e, "tcp://"+n.relay.addr())
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := n.dir.Upload(ctx, node.Signed)
+		cancel()
+		if err != nil {
+			t.Fatalf("upload the mix's descriptor: %v", err)
+		}
+	}
+	return n
+}
+
+func (n *network) epoch() uint64 { return uint64(time.Since(n.genesis) / n.period) }
+
+// document waits for the current document, with the provider in it, and
+// points the relay at the provider.
+func (n *network) document() *pki.Document {
+	n.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		doc, _, err := n.dir.Document(ctx, n.epoch())
+		cancel()
+		if err == nil {
+			p := doc.Providers[0]
+			addr, _ := strings.CutPrefix(p.Addresses[0], "tcp://")
+			n.relay.setProvider(addr, p.LinkKey)
+			return doc
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("no document: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// config returns a provider config for this network; extra is appended
+// (TOML sections).
+func (n *network) config(dataDir, listen, metrics, extra string) string {
+	return fmt.Sprintf(`data_dir = %q
+name = %q
+listen = %q
+addresses = ["tcp://%s"]
+shutdown_timeout = "30s"
+drain_timeout = "5s"
+max_packet_rate = 100
+
+[epoch]
+genesis = %s
+period = %q
+
+[[authorities]]
+name = "auth"
+identity_key = %q
+address = %q
+
+[metrics]
+address = %q
+%s`, dataDir, provName, listen, listen, n.genesis.UTC().Format(time.RFC3339), n.period.String(), keyText(n.authKey), n.authAddr, metrics, extra)
+}
+
+func keyText(k interface{ MarshalText() ([]byte, error) }) string {
+	b, err := k.MarshalText()
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// arrival is a reply that reached provider-1 through the relay.
+type arrival struct {
+	surbID  [sphinx.SURBIDLength]byte
+	payload []byte
+}
+
+// relay plays mix-0-0 and provider-1.
+type relay struct {
+	t     testing.TB
+	ln    *link.Listener
+	geo   *sphinx.Geometry
+	epoch uint64
+	other pki.NodeID
+
+	mu       sync.Mutex
+	provAddr string
+	provKey  keys.LinkPublicKey
+	out      *link.Conn
+	arrived  []arrival
+	stopped  bool
+	wg       sync.WaitGroup
+}
+
+func startRelay(t testing.TB, geo *sphinx.Geometry, epoch uint64) *relay {
+	t.Helper()
+	r := &relay{t: t, geo: geo, epoch: epoch, other: pkitest.Identity(otherName).Public().NodeID()}
+	ln, err := link.Listen(context.Background(), "tcp", "127.0.0.1:0", link.Config{
+		PrivateKey:   pkitest.Link(mixName),
+		PacketLength: geo.PacketLength(),
+		Authorize: func(k keys.LinkPublicKey) bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return !r.provKey.IsZero() && k.Equal(r.provKey)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ln = ln
+	r.wg.Go(r.accept)
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *relay) addr() string { return r.ln.Addr().String() }
+
+func (r *relay) setProvider(addr string, key keys.LinkPublicKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.provAddr, r.provKey = addr, key
+}
+
+func (r *relay) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	out := r.out
+	r.mu.Unlock()
+	r.ln.Close()
+	if out != nil {
+		out.Close()
+	}
+	r.wg.Wait()
+}
+
+func (r *relay) accept() {
+	for {
+		c, err := r.ln.Accept(context.Background())
+		if err != nil {
+			return
+		}
+		r.wg.Go(func() {
+			defer c.Close()
+			for {
+				cmd, err := c.Recv(context.Background())
+				if err != nil {
+					return
+				}
+				if sp, ok := cmd.(link.SendPacket); ok {
+					r.packet(append([]byte(nil), sp.Packet...))
+				}
+			}
+		})
+	}
+}
+
+func (r *relay) unwrap(name string, pkt []byte) (*sphinx.Result, bool) {
+	for _, e := range []uint64{r.epoch, r.epoch + 1, r.epoch - 1} {
+		if res, err := sphinx.Unwrap(r.geo, pkitest.Sphinx(name, e), pkt); err == nil {
+			return res, true
+		}
+	}
+	return nil, false
+}
+
+func (r *relay) packet(pkt []byte) {
+	res, ok := r.unwrap(mixName, pkt)
+	if !ok || res.Action != sphinx.Forward {
+		return
+	}
+	if res.NextHop != r.other {
+		r.forward(pkt) // back to the provider
+		return
+	}
+	if res, ok = r.unwrap(otherName, pkt); ok && res.Action == sphinx.Deliver && res.IsSURBReply {
+		r.mu.Lock()
+		r.arrived = append(r.arrived, arrival{surbID: res.SURBID, payload: append([]byte(nil), res.Payload...)})
+		r.mu.Unlock()
+	}
+}
+
+// forward sends pkt to the provider over the relay's node link, dialling
+// it when needed; while the provider is down the packet is lost.
+func (r *relay) forward(pkt []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped || r.provAddr == "" {
+		return
+	}
+	for range 2 {
+		if r.out == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			c, err := link.Dial(ctx, "tcp", r.provAddr, link.Config{PrivateKey: pkitest.Link(mixName), PacketLength: r.geo.PacketLength()}, r.provKey)
+			cancel()
+			if err != nil {
+				return
+			}
+			r.out = c
+			r.wg.Go(func() {
+				for {
+					if _, err := c.Recv(context.Background()); err != nil {
+						return
+					}
+				}
+			})
+		}
+		if r.out.Send(context.Background(), link.SendPacket{Packet: pkt}) == nil {
+			return
+		}
+		r.out.Close()
+		r.out = nil
+	}
+}
+
+func (r *relay) arrivals() []arrival {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]arrival(nil), r.arrived...)
+}
+
+// packets builds what a client of the provider sends.
+type packets struct {
+	t   testing.TB
+	geo *sphinx.Geometry
+	doc *pki.Document
+}
+
+func (p *packets) hop(desc *pki.Descriptor, cmds ...sphinx.Command) sphinx.PathHop {
+	k, ok := desc.SphinxKey(p.doc.Epoch)
+	if !ok {
+		p.t.Fatalf("%s has no key", desc.Name)
+	}
+	return sphinx.PathHop{ID: desc.ID, PublicKey: k, Commands: cmds}
+}
+
+// message is a packet for mailbox rcpt at the provider carrying user,
+// with a SURB for its ACK to provider-1 named id.
+func (p *packets) message(rcpt [32]byte, user []byte, id [16]byte) []byte {
+	prov, mix := p.doc.Providers[0], p.doc.Layers[0][0]
+	other := pkitest.NewNode(otherName, pki.RoleProvider, p.doc.Epoch, "tcp://127.0.0.1:3").Descriptor
+	surb, _, err := sphinx.NewSURB(rand.Reader, p.geo, []sphinx.PathHop{
+		p.hop(prov, sphinx.NodeDelay{}), p.hop(mix, sphinx.NodeDelay{}),
+		p.hop(other, sphinx.Recipient{ID: [32]byte{1}}, sphinx.SURBReply{ID: id}),
+	})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	payload := make([]byte, p.geo.ForwardPayloadLength())
+	payload[0] = 1 // a SURB follows
+	copy(payload[2:], surb)
+	copy(payload[2+p.geo.SURBLength():], user)
+	pkt, err := sphinx.NewPacket(rand.Reader, p.geo, []sphinx.PathHop{
+		p.hop(prov, sphinx.NodeDelay{}), p.hop(mix, sphinx.NodeDelay{}), p.hop(prov, sphinx.Recipient{ID: rcpt}),
+	}, payload)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return pkt
+}
+
+// userPayload is the user payload of a stored message entry.
+func (p *packets) userPayload(entry []byte) ([]byte, error) {
+	d, err := sphinx.ParseDelivery(p.geo, entry)
+	if err != nil {
+		return nil, err
+	}
+	if d.IsSURBReply {
+		return nil, errors.New("a SURB reply")
+	}
+	return d.Payload[2+p.geo.SURBLength():], nil
+}
+
+// buildBinary builds chorus-provider into a temporary directory.
+func buildBinary(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "chorus-provider")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func writeFile(t testing.TB, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "provider.toml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+// process is a running chorus-provider.
+type process struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	exited chan error
+	log    *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startProcess(t testing.TB, bin, config string) *process {
+	t.Helper()
+	p := &process{t: t, cmd: exec.Command(bin, "-config", config), exited: make(chan error, 1), log: &syncBuffer{}}
+	p.cmd.Stderr = p.log
+	p.cmd.Stdout = p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("provider log:\n%s", p.log.String())
+		}
+	})
+	return p
+}
+
+// kill kills the process with SIGKILL and waits for it.
+func (p *process) kill() {
+	p.cmd.Process.Kill()
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		p.t.Fatal("killed provider did not exit")
+	}
+	p.exited <- errors.New("killed")
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (p *process) stop() int {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		p.exited <- err
+		return exitCode(err)
+	case <-time.After(60 * time.Second):
+		p.t.Fatalf("provider did not stop after SIGTERM; log:\n%s", p.log.String())
+		return -1
+	}
+}
+
+// get fetches path from the metrics listener: status and body.
+func get(addr, path string) (int, string, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + addr + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// waitReady waits for /readyz to answer 200.
+func waitReady(t testing.TB, metrics string, p *process) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var last string
+	for {
+		code, body, err := get(metrics, "/readyz")
+		if err == nil && code == http.StatusOK {
+			return
+		}
+		last = fmt.Sprint(code, " ", strings.TrimSpace(body), err)
+		if time.Now().After(deadline) {
+			t.Fatalf("provider not ready: %s; log:\n%s", last, p.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// scrape returns the value of an unlabelled metric line "name value", or
+// of the line "name{labels} value" when labels is given.
+func scrape(t testing.TB, metrics, name, labels string) float64 {
+	t.Helper()
+	_, body, err := get(metrics, "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := name
+	if labels != "" {
+		want += "{" + labels + "}"
+	}
+	sc := bufio.NewScanner(strings.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if ok && k == want {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	return 0
+}

@@ -1,0 +1,249 @@
+// Command chorus-provider runs a Chorus provider (DESIGN §2, §5.5): the
+// edge of the network, where clients connect. It is the first hop of its
+// clients' packets and the last hop of the packets for them; it keeps
+// their mailboxes, answers their retrievals, serves them the consensus,
+// acknowledges stored messages through the senders' SURBs, runs the echo
+// service, publishes its descriptor every epoch and sends its own loop
+// cover traffic.
+//
+//	chorus-provider -config /etc/chorus/chorus-provider.toml
+//	chorus-provider -config FILE -validate   # list every config problem; exit 0 or 2
+//	chorus-provider -version
+//	chorus-provider users add  -config FILE KEY   # let a client key in (closed registration)
+//	chorus-provider users rm   -config FILE KEY   # take it out again
+//	chorus-provider users list -config FILE       # the keys in the registry
+//
+// configs/chorus-provider.toml is an annotated example. On first start the
+// provider creates, in its data directory, its Ed25519 identity key
+// (identity.key) and its X25519 link key (link.key); their public halves
+// are logged at start (clients configure the link key). The Sphinx keys
+// (sphinx/), the replay filters (replay/), the cached documents
+// (documents/), the client registry (users.db) and the mailboxes
+// (spool.db) live there too.
+//
+// The users subcommand edits the registry file, which the running provider
+// holds locked: stop the provider, change the users, start it again. KEY
+// is a client's link public key in base64, as chorusd shows it.
+//
+// SIGINT or SIGTERM drains the provider: it stops accepting links, closes
+// the client links, stores (and acknowledges) what was delivered, lets the
+// packets it holds leave (for at most drain_timeout), and exits; a second
+// signal exits at once.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/chorus-mixnet/chorus/cmd/internal/daemon"
+	"github.com/chorus-mixnet/chorus/mix"
+	"github.com/chorus-mixnet/chorus/mix/keys"
+	"github.com/chorus-mixnet/chorus/pki/dirclient"
+	"github.com/chorus-mixnet/chorus/pki/epoch"
+	"github.com/chorus-mixnet/chorus/provider"
+	"github.com/chorus-mixnet/chorus/provider/users"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "users" {
+		return usersCommand(args[1:], stdout, stderr)
+	}
+	cfg := defaultFileConfig()
+	return daemon.Main(daemon.Program{
+		Name:   "chorus-provider",
+		Args:   args,
+		Stdout: stdout,
+		Stderr: stderr,
+		Config: cfg,
+		Build:  func(env daemon.Env) (daemon.Service, error) { return build(cfg, env) },
+	})
+}
+
+// service runs the provider and, once it has stopped, releases it and
+// wipes the keys.
+type service struct {
+	p        *provider.Provider
+	identity *keys.IdentityPrivateKey
+	link     *keys.LinkPrivateKey
+}
+
+func (s *service) Run(ctx context.Context) error {
+	err := s.p.Run(ctx)
+	err = errors.Join(err, s.p.Close())
+	s.identity.Zero()
+	s.link.Zero()
+	return err
+}
+
+func (s *service) Ready() error { return s.p.Ready() }
+
+func build(f *fileConfig, env daemon.Env) (daemon.Service, error) {
+	if err := daemon.EnsureDataDir(f.DataDir); err != nil {
+		return nil, err
+	}
+	identity, err := keys.LoadOrCreateIdentity(f.identityKeyFile(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	link, err := keys.LoadOrCreateLink(f.linkKeyFile(), rand.Reader)
+	if err != nil {
+		identity.Zero()
+		return nil, err
+	}
+	fail := func(err error) (daemon.Service, error) {
+		identity.Zero()
+		link.Zero()
+		return nil, err
+	}
+	idText, _ := identity.Public().MarshalText()
+	linkText, _ := link.Public().MarshalText()
+	env.Log.Info("provider keys", "name", f.Name, "identity_key", string(idText), "link_key", string(linkText))
+	if f.Registration.Policy == users.RegistrationOpen {
+		env.Log.Info("open registration: new client keys register on first connection",
+			"per_address_limit", f.Registration.PerAddressLimit, "window", f.Registration.Window.String())
+	}
+
+	sched, err := epoch.New(f.Epoch.Genesis, f.Epoch.Period.Std(), nil)
+	if err != nil {
+		return fail(err)
+	}
+	dir, err := dirclient.New(dirclient.Config{
+		Authorities: f.Authorities,
+		Threshold:   f.Threshold,
+		CacheDir:    f.documentCache(),
+	}, nil, env.Log.With(slog.String("component", "dirclient")))
+	if err != nil {
+		return fail(err)
+	}
+	pc := f.providerConfig()
+	pc.Pipeline.Identity, pc.Pipeline.LinkKey, pc.Pipeline.Schedule = identity, link, sched
+	p, err := provider.New(pc, mix.Deps{
+		Log:        env.Log,
+		Registerer: env.Registry,
+		Documents:  dir,
+		Uploader:   dir,
+	})
+	if err != nil {
+		if errors.Is(err, users.ErrLocked) {
+			err = fmt.Errorf("%w (is another chorus-provider, or a users subcommand, running on this data directory?)", err)
+		}
+		return fail(err)
+	}
+	return &service{p: p, identity: identity, link: link}, nil
+}
+
+const usersUsage = `usage:
+  chorus-provider users add  -config FILE KEY
+  chorus-provider users rm   -config FILE KEY
+  chorus-provider users list -config FILE
+
+KEY is a client's link public key (base64). The provider must be stopped:
+it holds the registry locked while it runs.
+`
+
+// usersCommand edits the client registry: add, rm, list.
+func usersCommand(args []string, stdout, stderr io.Writer) int {
+	usage := func(format string, a ...any) int {
+		if format != "" {
+			fmt.Fprintf(stderr, "chorus-provider users: "+format+"\n", a...)
+		}
+		fmt.Fprint(stderr, usersUsage)
+		return daemon.ExitUsage
+	}
+	if len(args) == 0 {
+		return usage("")
+	}
+	verb := args[0]
+	if verb == "-h" || verb == "-help" || verb == "--help" || verb == "help" {
+		fmt.Fprint(stdout, usersUsage)
+		return daemon.ExitOK
+	}
+	wantKey := verb == "add" || verb == "rm"
+	if !wantKey && verb != "list" {
+		return usage("unknown command %q", verb)
+	}
+	fs := flag.NewFlagSet("chorus-provider users "+verb, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configPath := fs.String("config", "", "")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usage("%v", err)
+	}
+	rest := fs.Args()
+	if len(rest) > 0 && *configPath == "" {
+		// Allow the key before the flag: users add KEY -config FILE.
+		if err := fs.Parse(rest[1:]); err != nil {
+			return usage("%v", err)
+		}
+		rest = append(rest[:1:1], fs.Args()...)
+	}
+	if *configPath == "" {
+		return usage("-config is required")
+	}
+	switch {
+	case wantKey && len(rest) != 1:
+		return usage("%s takes one KEY", verb)
+	case !wantKey && len(rest) != 0:
+		return usage("list takes no KEY")
+	}
+	var key keys.LinkPublicKey
+	if wantKey {
+		if err := key.UnmarshalText([]byte(rest[0])); err != nil || key.IsZero() {
+			return usage("KEY must be a link public key in base64 (32 bytes)")
+		}
+	}
+
+	cfg := defaultFileConfig()
+	if err := daemon.LoadConfig(*configPath, cfg); err != nil {
+		fmt.Fprintf(stderr, "chorus-provider users: %v\n", err)
+		return daemon.ExitUsage
+	}
+	if err := daemon.EnsureDataDir(cfg.DataDir); err != nil {
+		fmt.Fprintf(stderr, "chorus-provider users: %v\n", err)
+		return daemon.ExitFailure
+	}
+	reg, err := users.Open(cfg.usersFile(), users.Config{})
+	if err != nil {
+		if errors.Is(err, users.ErrLocked) {
+			err = fmt.Errorf("%w: stop chorus-provider first", err)
+		}
+		fmt.Fprintf(stderr, "chorus-provider users: %v\n", err)
+		return daemon.ExitFailure
+	}
+	defer reg.Close()
+	switch verb {
+	case "add":
+		err = reg.Add(key)
+		if err == nil {
+			fmt.Fprintf(stdout, "added %s\n", rest[0])
+		}
+	case "rm":
+		err = reg.Remove(key)
+		if err == nil {
+			fmt.Fprintf(stdout, "removed %s\n", rest[0])
+		}
+	case "list":
+		for _, k := range reg.List() {
+			b, _ := k.MarshalText()
+			fmt.Fprintf(stdout, "%s\n", b)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "chorus-provider users: %v\n", err)
+		return daemon.ExitFailure
+	}
+	if err := reg.Close(); err != nil {
+		fmt.Fprintf(stderr, "chorus-provider users: %v\n", err)
+		return daemon.ExitFailure
+	}
+	return daemon.ExitOK
+}
