@@ -155,7 +155,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	text := fmt.Sprintf("Hello Bob! Alice here, writing at %s through the Chorus test network.", time.Now().Format("15:04:05"))
-	d, err := n.Send(readyCtx, testnet.Alice, testnet.Bob, []byte(text))
+	d, err := n.Deliver(readyCtx, testnet.Alice, testnet.Bob, []byte(text))
 	if err != nil {
 		return fail(err)
 	}
@@ -172,9 +172,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	fmt.Fprintf(stdout, "\nThe network is up. Logs are in %s. Try, in another terminal:\n\n", n.LogDir())
 	for _, c := range n.Commands() {
-		fmt.Fprintf(stdout, "  %s\n", c)
+		fmt.Fprintf(stdout, "  # %s\n  %s\n\n", c.Note, c.Line)
 	}
-	fmt.Fprintf(stdout, "\nPress Ctrl-C to stop every process.\n\n")
+	fmt.Fprintf(stdout, "Press Ctrl-C to stop every process.\n\n")
 	for {
 		select {
 		case <-ctx.Done():

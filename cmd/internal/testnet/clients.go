@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/chorus-mixnet/chorus/client/api"
@@ -23,16 +26,17 @@ func (n *Network) Client(name string) *api.Client {
 	return api.Dial(n.SocketPath(name))
 }
 
-// waitClients waits until alice and bob are connected to their providers
-// and hold a document.
-func (n *Network) waitClients(ctx context.Context) error {
+// WaitConnected waits until the named clients (alice and bob if none are
+// named) are connected to their providers and hold a document.
+func (n *Network) WaitConnected(ctx context.Context, names ...string) error {
 	procs := n.running()
 	connected := map[string]bool{}
 	reasons := map[string]string{}
 	var users []Node
 	for _, nd := range n.nodes {
-		if nd.Role == RoleClient {
+		if nd.Role == RoleClient && (len(names) == 0 || slices.Contains(names, nd.Name)) {
 			users = append(users, nd)
+			reasons[nd.Name] = "not asked yet"
 		}
 	}
 	return poll(ctx, procs, func() string {
@@ -104,8 +108,8 @@ func (n *Network) Introduce(ctx context.Context) error {
 	return nil
 }
 
-// Delivery is what happened to one message sent with Send. The durations
-// are from Queued.
+// Delivery is what happened to one message. The durations are from
+// Queued.
 type Delivery struct {
 	From, To string
 	ID       message.MessageID
@@ -123,37 +127,67 @@ type Delivery struct {
 	Acked time.Duration
 }
 
-// statusPoll is how often Send asks the sender for the message's state.
-const statusPoll = 25 * time.Millisecond
+// Transfer is a message on its way: Send queued it, Wait follows it.
+type Transfer struct {
+	n        *Network
+	From, To string
+	ID       message.MessageID
+	Queued   time.Time
+	body     []byte
+}
 
-// Send sends body from one user to the other (the contact named after
-// them) and waits until the recipient has it, intact and exactly once,
-// and the sender has every ACK, reporting each step through Logf. It
-// fails if the sender reports the message failed, or when ctx ends.
-func (n *Network) Send(ctx context.Context, from, to string, body []byte) (Delivery, error) {
-	src, dst := n.Client(from), n.Client(to)
+// Send queues body at the sender's chorusd for the other user (the
+// contact named after them) and returns at once; Wait follows the
+// message to its end.
+func (n *Network) Send(ctx context.Context, from, to string, body []byte) (*Transfer, error) {
+	src := n.Client(from)
 	defer src.Close()
-	defer dst.Close()
-	after, err := lastSeq(ctx, dst)
-	if err != nil {
-		return Delivery{}, fmt.Errorf("testnet: inbox of %s: %w", to, err)
-	}
-	d := Delivery{From: from, To: to, Size: len(body)}
 	id, err := src.Send(ctx, to, body)
 	if err != nil {
-		return d, fmt.Errorf("testnet: %s sends to %s: %w", from, to, err)
+		return nil, fmt.Errorf("testnet: %s sends to %s: %w", from, to, err)
 	}
-	d.ID, d.Queued = id, time.Now()
-	n.logf("%s → %s: %d bytes queued at %s", from, to, len(body), d.Queued.Format("15:04:05.000"))
+	tr := &Transfer{n: n, From: from, To: to, ID: id, Queued: time.Now(), body: body}
+	n.logf("%s → %s: %d bytes queued at %s", from, to, len(body), tr.Queued.Format("15:04:05.000"))
+	return tr, nil
+}
+
+// Deliver sends body and waits for it: Send, then Wait.
+func (n *Network) Deliver(ctx context.Context, from, to string, body []byte) (Delivery, error) {
+	tr, err := n.Send(ctx, from, to, body)
+	if err != nil {
+		return Delivery{}, err
+	}
+	return tr.Wait(ctx)
+}
+
+// Status returns where the message stands at the sender.
+func (tr *Transfer) Status(ctx context.Context) (api.MessageStatus, error) {
+	c := tr.n.Client(tr.From)
+	defer c.Close()
+	return c.MessageStatus(ctx, tr.ID)
+}
+
+// statusPoll is how often Wait asks the sender for the message's state.
+const statusPoll = 25 * time.Millisecond
+
+// Wait waits until the recipient has the message, intact and exactly
+// once, and the sender has every ACK, reporting each step through Logf.
+// It fails if the sender reports the message failed, or when ctx ends.
+// The recipient's chorusd may be down meanwhile: Wait asks again.
+func (tr *Transfer) Wait(ctx context.Context) (Delivery, error) {
+	n, from, to := tr.n, tr.From, tr.To
+	d := Delivery{From: from, To: to, ID: tr.ID, Size: len(tr.body), Queued: tr.Queued}
+	src := n.Client(from)
+	defer src.Close()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	recv := make(chan error, 1)
 	go func() {
-		r, err := waitFor(ctx, dst, after, from, id, body)
+		r, err := tr.waitInbox(ctx)
 		if err == nil {
 			d.Received = r.Sub(d.Queued)
-			n.logf("%s → %s: %s received it (%d bytes, intact) after %v", from, to, to, len(body), roundMS(d.Received))
+			n.logf("%s → %s: %s has it (%d bytes, intact) after %v", from, to, to, len(tr.body), roundMS(d.Received))
 		}
 		recv <- err
 	}()
@@ -161,24 +195,22 @@ func (n *Network) Send(ctx context.Context, from, to string, body []byte) (Deliv
 	t := time.NewTicker(statusPoll)
 	defer t.Stop()
 	for d.Acked == 0 {
-		st, err := src.MessageStatus(ctx, id)
+		st, err := src.MessageStatus(ctx, tr.ID)
 		if err != nil {
 			return d, fmt.Errorf("testnet: status of the message from %s: %w", from, err)
 		}
 		d.Fragments = st.Fragments
 		if d.Left == 0 && st.State != api.StateQueued {
 			d.Left = time.Since(d.Queued)
-			n.logf("%s → %s: sent (%d fragment%s) after %v", from, to, st.Fragments, plural(st.Fragments), roundMS(d.Left))
+			n.logf("%s → %s: sending (%d fragment%s) after %v", from, to, st.Fragments, plural(st.Fragments), roundMS(d.Left))
 		}
 		switch st.State {
 		case api.StateDelivered:
 			d.Acked = time.Since(d.Queued)
-			n.logf("%s → %s: %s got every ACK after %v", from, to, from, roundMS(d.Acked))
+			n.logf("%s → %s: %s has every ACK after %v", from, to, from, roundMS(d.Acked))
+			continue
 		case api.StateFailed:
 			return d, fmt.Errorf("testnet: %s reports the message to %s failed (%d of %d fragments acknowledged)", from, to, st.Delivered, st.Fragments)
-		}
-		if d.Acked != 0 {
-			break
 		}
 		select {
 		case <-ctx.Done():
@@ -192,51 +224,53 @@ func (n *Network) Send(ctx context.Context, from, to string, body []byte) (Deliv
 	return d, nil
 }
 
-// lastSeq returns the highest inbox sequence number of a client.
-func lastSeq(ctx context.Context, c *api.Client) (uint64, error) {
+// waitInbox waits for the message to be in the recipient's inbox, checks
+// that it is intact and there once, and returns when it was received.
+// While the recipient's chorusd does not answer it asks again.
+func (tr *Transfer) waitInbox(ctx context.Context) (time.Time, error) {
+	c := tr.n.Client(tr.To)
+	defer c.Close()
 	var after uint64
-	for {
-		ms, err := c.Inbox(ctx, after)
-		if err != nil {
-			return 0, err
-		}
-		if len(ms) == 0 {
-			return after, nil
-		}
-		after = ms[len(ms)-1].Seq
-	}
-}
-
-// waitFor waits for the message id from the contact named from to arrive
-// in c's inbox after seq, checks its body and that it arrives only once,
-// and returns when it was received.
-func waitFor(ctx context.Context, c *api.Client, after uint64, from string, id message.MessageID, body []byte) (time.Time, error) {
 	var got time.Time
 	for {
-		ms, err := c.WaitInbox(ctx, after, 5*time.Second)
+		wait := 2 * time.Second
+		if !got.IsZero() {
+			wait = 0 // only to see the rest of the inbox
+		}
+		ms, err := c.WaitInbox(ctx, after, wait)
+		if ctx.Err() != nil {
+			return got, fmt.Errorf("testnet: %w waiting for %s to receive the message from %s", ctx.Err(), tr.To, tr.From)
+		}
 		if err != nil {
-			if ctx.Err() != nil {
-				return got, fmt.Errorf("testnet: %w waiting for the message from %s", ctx.Err(), from)
+			var apiErr *api.Error
+			if errors.As(err, &apiErr) {
+				return got, fmt.Errorf("testnet: inbox of %s: %w", tr.To, err)
 			}
-			return got, fmt.Errorf("testnet: inbox: %w", err)
+			// chorusd is not running (restarting): ask again.
+			select {
+			case <-ctx.Done():
+			case <-time.After(pollInterval):
+			}
+			continue
 		}
 		for _, m := range ms {
 			after = m.Seq
-			if m.ID != id {
+			if m.ID != tr.ID {
 				continue
 			}
-			if m.From != from {
-				return got, fmt.Errorf("testnet: the message arrived from %q, not %q", m.From, from)
+			if m.From != tr.From {
+				return got, fmt.Errorf("testnet: the message arrived from %q, not %q", m.From, tr.From)
 			}
-			if !bytes.Equal(m.Body, body) {
-				return got, fmt.Errorf("testnet: the message from %s arrived altered (%d bytes, sent %d)", from, len(m.Body), len(body))
+			if !bytes.Equal(m.Body, tr.body) {
+				return got, fmt.Errorf("testnet: the message from %s arrived altered (%d bytes, sent %d)", tr.From, len(m.Body), len(tr.body))
 			}
 			if !got.IsZero() {
-				return got, fmt.Errorf("testnet: the message from %s arrived twice", from)
+				return got, fmt.Errorf("testnet: the message from %s arrived twice", tr.From)
 			}
 			got = m.Received
 		}
-		if !got.IsZero() {
+		if !got.IsZero() && len(ms) == 0 {
+			// The whole inbox after the message was read: it is there once.
 			return got, nil
 		}
 	}
@@ -251,8 +285,40 @@ func plural(n int) string {
 	return "s"
 }
 
+// Command is a shell command line with a note of what it does.
+type Command struct {
+	Note, Line string
+}
+
 // Commands returns the chorus command lines that send more messages, as
-// alice and as bob, and read them.
-func (n *Network) Commands() []string {
-	return nil
+// alice and as bob, and read them. Paths are relative to the current
+// directory when the network's directory is inside it.
+func (n *Network) Commands() []Command {
+	chorus := shellPath(filepath.Join(n.bin, "chorus"))
+	as := func(user string) string { return chorus + " -socket " + shellPath(n.SocketPath(user)) }
+	return []Command{
+		{"alice writes to bob", as(Alice) + " send bob 'Hello Bob, it is Alice again'"},
+		{"bob reads, and waits for more (Ctrl-C stops)", as(Bob) + " inbox --follow"},
+		{"bob answers", as(Bob) + " send alice 'Hi Alice, Bob here'"},
+		{"alice reads", as(Alice) + " inbox"},
+		{"alice writes and waits until every part is acknowledged", as(Alice) + " send --wait bob 'Are you there?'"},
+		{"alice's connection, queues and rates", as(Alice) + " status"},
+		{"a round trip through the network", as(Alice) + " ping"},
+	}
+}
+
+// shellPath returns path relative to the current directory if it is
+// inside it, quoted for a POSIX shell if it needs to be.
+func shellPath(path string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, path); err == nil && !strings.HasPrefix(rel, "..") {
+			path = rel
+		}
+	}
+	if strings.IndexFunc(path, func(r rune) bool {
+		return !(r == '/' || r == '.' || r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) < 0 {
+		return path
+	}
+	return "'" + strings.ReplaceAll(path, "'", `'\''`) + "'"
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/pki"
 	"github.com/chorus-mixnet/chorus/pki/dirclient"
+	"github.com/chorus-mixnet/chorus/provider/users"
 )
 
 // TestParameters are the traffic parameters the test network's
@@ -127,14 +128,209 @@ const shutdownTimeoutFile = daemon.Duration(shutdownTimeout)
 
 func metricsSection(addr string) daemon.MetricsConfig { return daemon.MetricsConfig{Address: addr} }
 
-// writeNode writes a mix's or a provider's config.
-func (n *Network) writeNode(nd Node) error {
-	return fmt.Errorf("%w: %s", errNotLanded, nd.Role.binary())
+// mixFile is configs/chorus-mixnode.toml's shape.
+type mixFile struct {
+	DataDir         string                `toml:"data_dir"`
+	Name            string                `toml:"name"`
+	Listen          string                `toml:"listen"`
+	Addresses       []string              `toml:"addresses"`
+	ShutdownTimeout daemon.Duration       `toml:"shutdown_timeout"`
+	DrainTimeout    daemon.Duration       `toml:"drain_timeout"`
+	Workers         int                   `toml:"workers"`
+	MaxPacketRate   int                   `toml:"max_packet_rate"`
+	KeyGrace        daemon.Duration       `toml:"key_grace"`
+	Threshold       int                   `toml:"threshold"`
+	Epoch           epochSection          `toml:"epoch"`
+	Authorities     []dirclient.Authority `toml:"authorities"`
+	Logging         daemon.LogConfig      `toml:"logging"`
+	Metrics         daemon.MetricsConfig  `toml:"metrics"`
 }
 
-// writeClient writes a chorusd config.
+// Sizing of the test network's nodes: thirteen processes share a small
+// machine, and the traffic is a few hundred packets a second in all.
+const (
+	nodeWorkers       = 1
+	nodeMaxPacketRate = 2000 // sizes the replay filters
+	nodeDrainTimeout  = 3 * time.Second
+)
+
+// keyGrace is how long into an epoch the previous epoch's Sphinx key still
+// opens packets: far more than a packet's time in flight here.
+func keyGrace(period time.Duration) daemon.Duration {
+	return daemon.Duration(min(period/2, 30*time.Second))
+}
+
+// writeNode writes a mix's or a provider's config.
+func (n *Network) writeNode(nd Node) error {
+	if nd.Role == RoleProvider {
+		return n.writeProvider(nd)
+	}
+	listen := n.st.addr(nd.Name + ".listen")
+	return writeTOML(n.configPath(nd.Name), "chorus-mixnode "+nd.Name+" of the test network in "+n.dir, mixFile{
+		DataDir:         n.dataDir(nd.Name),
+		Name:            nd.Name,
+		Listen:          listen,
+		Addresses:       []string{"tcp://" + listen},
+		ShutdownTimeout: shutdownTimeoutFile,
+		DrainTimeout:    daemon.Duration(nodeDrainTimeout),
+		Workers:         nodeWorkers,
+		MaxPacketRate:   nodeMaxPacketRate,
+		KeyGrace:        keyGrace(n.st.period()),
+		Threshold:       threshold,
+		Epoch:           epochSection{Genesis: n.st.Genesis, Period: daemonDuration(n.st.period())},
+		Authorities:     n.authorities,
+		Logging:         logging(),
+		Metrics:         metricsSection(n.metricsAddr(nd.Name)),
+	})
+}
+
+// providerFile is configs/chorus-provider.toml's shape: a mix node's
+// keys and its own sections.
+type providerFile struct {
+	mixFile
+	Registration providerRegistration `toml:"registration"`
+	Mailboxes    providerMailboxes    `toml:"mailboxes"`
+}
+
+type providerRegistration struct {
+	Policy          users.Registration `toml:"policy"`
+	PerAddressLimit int                `toml:"per_address_limit"`
+}
+
+type providerMailboxes struct {
+	StoreWorkers int `toml:"store_workers"`
+}
+
+// writeProvider writes a provider's config. Registration is open: each
+// user's chorusd registers its key with its provider on first contact,
+// all from 127.0.0.1. The provider's keys are made ahead (nodeKeys) for
+// its users' configs.
+func (n *Network) writeProvider(nd Node) error {
+	if _, _, err := nodeKeys(n.dataDir(nd.Name)); err != nil {
+		return err
+	}
+	listen := n.st.addr(nd.Name + ".listen")
+	return writeTOML(n.configPath(nd.Name), "chorus-provider "+nd.Name+" of the test network in "+n.dir, providerFile{
+		mixFile: mixFile{
+			DataDir:         n.dataDir(nd.Name),
+			Name:            nd.Name,
+			Listen:          listen,
+			Addresses:       []string{"tcp://" + listen},
+			ShutdownTimeout: shutdownTimeoutFile,
+			DrainTimeout:    daemon.Duration(nodeDrainTimeout),
+			Workers:         nodeWorkers,
+			MaxPacketRate:   nodeMaxPacketRate,
+			KeyGrace:        keyGrace(n.st.period()),
+			Threshold:       threshold,
+			Epoch:           epochSection{Genesis: n.st.Genesis, Period: daemonDuration(n.st.period())},
+			Authorities:     n.authorities,
+			Logging:         logging(),
+			Metrics:         metricsSection(n.metricsAddr(nd.Name)),
+		},
+		Registration: providerRegistration{Policy: users.RegistrationOpen, PerAddressLimit: 20},
+		Mailboxes:    providerMailboxes{StoreWorkers: 4},
+	})
+}
+
+// clientFile is configs/chorusd.toml's shape.
+type clientFile struct {
+	DataDir         string               `toml:"data_dir"`
+	Threshold       int                  `toml:"threshold"`
+	ShutdownTimeout daemon.Duration      `toml:"shutdown_timeout"`
+	Provider        clientProvider       `toml:"provider"`
+	Epoch           epochSection         `toml:"epoch"`
+	Geometry        clientGeometry       `toml:"geometry"`
+	ARQ             clientARQ            `toml:"arq"`
+	Authorities     []clientAuthority    `toml:"authorities"`
+	Logging         daemon.LogConfig     `toml:"logging"`
+	Metrics         daemon.MetricsConfig `toml:"metrics"`
+}
+
+type clientProvider struct {
+	// ID is the provider's identity key (base64), which chorusd hashes
+	// into its node ID.
+	ID      keys.IdentityPublicKey `toml:"id"`
+	Address string                 `toml:"address"`
+	LinkKey keys.LinkPublicKey     `toml:"link_key"`
+}
+
+type clientGeometry struct {
+	Hops              int  `toml:"hops"`
+	UserPayloadLength int  `toml:"user_payload_length"`
+	WithSURB          bool `toml:"with_surb"`
+}
+
+type clientARQ struct {
+	MaxAttempts int             `toml:"max_attempts"`
+	Slack       daemon.Duration `toml:"slack"`
+	MaxSlack    daemon.Duration `toml:"max_slack"`
+}
+
+type clientAuthority struct {
+	Name        string                 `toml:"name"`
+	IdentityKey keys.IdentityPublicKey `toml:"identity_key"`
+	Address     string                 `toml:"address"`
+}
+
+// The clients' retransmission policy: on this fast network a round trip
+// takes well under a second, so a fragment is sent again a second after
+// its ACK was due, and often (a path through a dead mix is chosen again
+// with some luck), before its message fails.
+const (
+	clientMaxAttempts = 32
+	clientSlack       = time.Second
+	clientMaxSlack    = 8 * time.Second
+)
+
+// userPayloadLength is the Sphinx geometry's user payload, the
+// authorities' default, which the clients must agree with.
+const userPayloadLength = 2000
+
+// writeClient writes a chorusd config: the user's provider (its keys were
+// made ahead, see nodeKeys), the authorities, the schedule and geometry.
+// The passphrase comes from CHORUS_PASSPHRASE, set by Start.
 func (n *Network) writeClient(nd Node) error {
-	return fmt.Errorf("%w: %s", errNotLanded, nd.Role.binary())
+	id, link, err := nodeKeys(n.dataDir(nd.Provider))
+	if err != nil {
+		return err
+	}
+	var auths []clientAuthority
+	for _, a := range n.authorities {
+		auths = append(auths, clientAuthority{Name: a.Name, IdentityKey: a.IdentityKey, Address: a.Address})
+	}
+	return writeTOML(n.configPath(nd.Name), "chorusd of "+nd.Name+" (on "+nd.Provider+") in the test network in "+n.dir, clientFile{
+		DataDir:         n.dataDir(nd.Name),
+		Threshold:       threshold,
+		ShutdownTimeout: shutdownTimeoutFile,
+		Provider:        clientProvider{ID: id, Address: n.st.addr(nd.Provider + ".listen"), LinkKey: link},
+		Epoch:           epochSection{Genesis: n.st.Genesis, Period: daemonDuration(n.st.period())},
+		Geometry:        clientGeometry{Hops: numLayers + 2, UserPayloadLength: userPayloadLength, WithSURB: true},
+		ARQ:             clientARQ{MaxAttempts: clientMaxAttempts, Slack: daemon.Duration(clientSlack), MaxSlack: daemon.Duration(clientMaxSlack)},
+		Authorities:     auths,
+		Logging:         logging(),
+		Metrics:         metricsSection(n.metricsAddr(nd.Name)),
+	})
+}
+
+// nodeKeys creates (first start) or loads a mix's or provider's identity
+// and link keys where the daemon looks for them, identity.key and
+// link.key in its data directory, so the clients' configs can name their
+// provider before it ever ran.
+func nodeKeys(dataDir string) (keys.IdentityPublicKey, keys.LinkPublicKey, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return keys.IdentityPublicKey{}, keys.LinkPublicKey{}, err
+	}
+	id, err := keys.LoadOrCreateIdentity(filepath.Join(dataDir, "identity.key"), rand.Reader)
+	if err != nil {
+		return keys.IdentityPublicKey{}, keys.LinkPublicKey{}, fmt.Errorf("node keys: %w", err)
+	}
+	defer id.Zero()
+	link, err := keys.LoadOrCreateLink(filepath.Join(dataDir, "link.key"), rand.Reader)
+	if err != nil {
+		return keys.IdentityPublicKey{}, keys.LinkPublicKey{}, fmt.Errorf("node keys: %w", err)
+	}
+	defer link.Zero()
+	return id.Public(), link.Public(), nil
 }
 
 var errNotLanded = errors.New("the testnet cannot configure this daemon yet")

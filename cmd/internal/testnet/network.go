@@ -74,9 +74,6 @@ type Network struct {
 	// told to.
 	crashes chan Exit
 	stopped bool
-
-	// only, if not nil, limits the roles started (the package's tests).
-	only map[Role]bool
 }
 
 // ErrNotTestnetDir is returned when Dir exists, is not empty and is not a
@@ -220,8 +217,6 @@ func (n *Network) LogPath(name string) string { return n.logPath(name) }
 
 func (n *Network) binary(r Role) string { return filepath.Join(n.bin, r.binary()) }
 
-func (n *Network) enabled(r Role) bool { return n.only == nil || n.only[r] }
-
 // metricsAddr returns where a process serves /metrics, /healthz and
 // /readyz.
 func (n *Network) metricsAddr(name string) string { return n.st.addr(name + ".metrics") }
@@ -231,11 +226,8 @@ func (n *Network) portKeys() []string {
 	var ks []string
 	for _, nd := range n.nodes {
 		ks = append(ks, nd.Name+".metrics")
-		switch nd.Role {
-		case RoleAuthority, RoleMix:
+		if nd.Role != RoleClient {
 			ks = append(ks, nd.Name+".listen")
-		case RoleProvider:
-			ks = append(ks, nd.Name+".listen", nd.Name+".clients")
 		}
 	}
 	return ks
@@ -279,9 +271,6 @@ func (n *Network) WriteConfigs(ctx context.Context) error {
 		n.authorities = append(n.authorities, dirclient.Authority{Name: nd.Name, IdentityKey: k, Address: n.st.addr(nd.Name + ".listen")})
 	}
 	for _, nd := range n.nodes {
-		if !n.enabled(nd.Role) {
-			continue
-		}
 		var err error
 		switch nd.Role {
 		case RoleAuthority:
@@ -302,9 +291,6 @@ func (n *Network) WriteConfigs(ctx context.Context) error {
 func (n *Network) validateConfigs(ctx context.Context) error {
 	var errs []error
 	for _, nd := range n.nodes {
-		if !n.enabled(nd.Role) {
-			continue
-		}
 		out, err := exec.CommandContext(ctx, n.binary(nd.Role), "-config", n.configPath(nd.Name), "-validate").CombinedOutput()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("testnet: %s refuses the config written for %s: %w\n%s", nd.Role.binary(), nd.Name, err, strings.TrimSpace(string(out))))
@@ -348,9 +334,6 @@ func (n *Network) Start(ctx context.Context) error {
 	}
 	n.began = time.Now()
 	for _, nd := range n.nodes {
-		if !n.enabled(nd.Role) {
-			continue
-		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package testnet
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -68,11 +67,14 @@ func scrape(ctx context.Context, metricsAddr string, names ...string) (map[strin
 	if code != http.StatusOK {
 		return nil, fmt.Errorf("/metrics: status %d", code)
 	}
+	return parseMetrics(string(body), names...), nil
+}
+
+// parseMetrics sums the samples of each named metric in the Prometheus
+// text format.
+func parseMetrics(body string, names ...string) map[string]float64 {
 	out := make(map[string]float64, len(names))
-	sc := bufio.NewScanner(strings.NewReader(string(body)))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	for _, line := range strings.Split(body, "\n") {
 		if line == "" || line[0] == '#' {
 			continue
 		}
@@ -80,7 +82,11 @@ func scrape(ctx context.Context, metricsAddr string, names ...string) (map[strin
 			if !strings.HasPrefix(line, n) || len(line) == len(n) || (line[len(n)] != ' ' && line[len(n)] != '{') {
 				continue
 			}
-			f := strings.Fields(line[strings.LastIndexByte(line, '}')+1:])
+			rest := line[len(n):]
+			if i := strings.LastIndexByte(rest, '}'); i >= 0 {
+				rest = rest[i+1:]
+			}
+			f := strings.Fields(rest)
 			if len(f) == 0 {
 				continue
 			}
@@ -89,7 +95,7 @@ func scrape(ctx context.Context, metricsAddr string, names ...string) (map[strin
 			}
 		}
 	}
-	return out, sc.Err()
+	return out
 }
 
 // fetchDocument asks one authority for the document of an epoch and

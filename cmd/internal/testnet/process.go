@@ -179,14 +179,14 @@ func (p *Process) exit() Exit {
 		}
 	}
 	if !e.OK() {
-		e.LogTail = tailFile(p.LogPath, 25)
+		e.LogTail = Tail(p.LogPath, 25)
 	}
 	return e
 }
 
-// tailFile returns the last n lines of the file at path, or a note of why
-// it could not be read.
-func tailFile(path string, n int) string {
+// Tail returns the last n lines of the file at path (a process's log), or
+// a note of why it could not be read.
+func Tail(path string, n int) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return "(no log: " + err.Error() + ")"

@@ -2,6 +2,7 @@ package testnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -43,9 +44,6 @@ func (n *Network) WaitReady(ctx context.Context) (Readiness, error) {
 	r.Up = n.Since()
 	n.logf("all %d processes serve (%.1fs after start)", len(procs), r.Up.Seconds())
 
-	if !n.enabled(RoleMix) {
-		return r, nil
-	}
 	doc, err := n.waitDocument(ctx)
 	if err != nil {
 		return r, err
@@ -56,10 +54,7 @@ func (n *Network) WaitReady(ctx context.Context) (Readiness, error) {
 	}
 	r.NodesReady = n.Since()
 	n.logf("every mix and provider is ready (%.1fs after start)", r.NodesReady.Seconds())
-	if !n.enabled(RoleClient) {
-		return r, nil
-	}
-	if err := n.waitClients(ctx); err != nil {
+	if err := n.WaitConnected(ctx); err != nil {
 		return r, err
 	}
 	r.ClientsReady = n.Since()
@@ -184,6 +179,24 @@ func (n *Network) waitDocument(ctx context.Context) (*pki.Document, error) {
 	n.logf("document for epoch %d after %.1fs: %s, signed by %d of %d authorities",
 		doc.Epoch, n.Since().Seconds(), describeDocument(doc), sigs, len(n.authorities))
 	return doc, nil
+}
+
+// Document returns the current epoch's document from the first authority
+// that serves it.
+func (n *Network) Document(ctx context.Context) (*pki.Document, error) {
+	e := n.sched.Now()
+	var errs []error
+	for _, a := range n.authorities {
+		d, _, err := fetchDocument(ctx, a, e, n.authorities)
+		if err == nil && d != nil {
+			return d, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("%s has no document for epoch %d", a.Name, e)
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("testnet: %w", errors.Join(errs...))
 }
 
 // describeDocument summarises who is in a document.
