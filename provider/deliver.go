@@ -4,7 +4,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/chorus-mixnet/chorus/mix"
+	"github.com/chorus-mixnet/chorus/mix/forward"
 	"github.com/chorus-mixnet/chorus/mix/hop"
 	"github.com/chorus-mixnet/chorus/mix/sphinx"
 	"github.com/chorus-mixnet/chorus/provider/spool"
@@ -158,8 +158,10 @@ func splitForward(geo *sphinx.Geometry, payload []byte) (surb, user []byte, ok b
 // provider that uses it, with a delay for this hop, so the reply enters
 // our own pipeline like a client's packet: it is unwrapped, held for its
 // delay and forwarded to the first layer, and so leaves at a time that
-// does not betray when the message was stored. A SURB that starts
-// elsewhere is not served: the pipeline sends only what it unwrapped.
+// does not betray when the message was stored. A SURB that starts at
+// another node (a mix of the first layer) is handed to the forwarder for
+// that node (mix.Pipeline.Inject); one that starts anywhere else is
+// dropped and counted.
 func (p *Provider) reply(kind string, surb, body []byte) {
 	geo := p.geometry()
 	pkt, first, err := sphinx.NewPacketFromSURB(geo, surb, body)
@@ -167,16 +169,18 @@ func (p *Provider) reply(kind string, surb, body []byte) {
 		// Lengths come from the geometry; this cannot fail.
 		panic("provider: reply packet: " + err.Error())
 	}
-	if first != p.pipe.ID() {
+	if first == p.pipe.ID() {
+		err = p.replies.Submit(p.replyCtx, pkt, time.Now())
+	} else {
+		err = p.pipe.Inject(first, pkt, 0)
+	}
+	switch {
+	case err == nil:
+		p.m.replies.WithLabelValues(kind).Inc()
+	case errors.Is(err, forward.ErrNoPeer):
 		p.m.repliesLost.WithLabelValues(kind, replyFirstHop).Inc()
-		return
-	}
-	if err := p.replies.Submit(p.replyCtx, pkt, time.Now()); err != nil {
-		if !errors.Is(err, mix.ErrDraining) && p.replyCtx.Err() == nil {
-			p.log.Warn("provider: send reply", "err", err)
-		}
+	default:
+		// Draining, or the delay queue is full (counted by the pipeline).
 		p.m.repliesLost.WithLabelValues(kind, replyUnavailable).Inc()
-		return
 	}
-	p.m.replies.WithLabelValues(kind).Inc()
 }

@@ -55,7 +55,9 @@
 // unwraps it, holds it for that delay and forwards it. So an ACK leaves a
 // random time after the store, among the provider's other traffic, and
 // an observer cannot pair the packet that came in with the ACK that went
-// out. (A SURB that starts at another node is not served, and counted.)
+// out. (A SURB that starts at a mix of the first layer is handed to the
+// forwarder for that mix at once, mix.Pipeline.Inject; one that starts
+// anywhere else is dropped and counted.)
 //
 // Fetching. Bob's chorusd sends, at its constant retrieval rate, one
 // control command per slot. RetrieveMessage gets exactly one Message

@@ -25,9 +25,9 @@ const (
 	// reply kinds and reasons a reply is dropped
 	replyACK         = "ack"
 	replyEcho        = "echo"
-	replyNoSURB      = "no_surb"   // an echo request without a SURB
-	replyFirstHop    = "first_hop" // the SURB starts at another node
-	replyUnavailable = "draining"  // the pipeline takes no more packets
+	replyNoSURB      = "no_surb"     // an echo request without a SURB
+	replyFirstHop    = "first_hop"   // the SURB starts at a node this provider does not send to
+	replyUnavailable = "unavailable" // the pipeline is draining, or its queue is full
 
 	// control commands
 	cmdSend      = "send"
@@ -96,7 +96,7 @@ func newMetrics(reg prometheus.Registerer, gauges ...prometheus.Collector) (*met
 		}, []string{"kind"}),
 		repliesLost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chorus_provider_replies_dropped_total",
-			Help: "SURB replies not sent, by kind and reason: no_surb, first_hop, draining.",
+			Help: "SURB replies not sent, by kind and reason: no_surb, first_hop, unavailable.",
 		}, []string{"kind", "reason"}),
 		retrievals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chorus_provider_retrievals_total",

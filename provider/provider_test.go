@@ -16,6 +16,7 @@ import (
 	"github.com/chorus-mixnet/chorus/mix/link"
 	"github.com/chorus-mixnet/chorus/mix/sphinx"
 	"github.com/chorus-mixnet/chorus/pki"
+	"github.com/chorus-mixnet/chorus/pki/pkitest"
 	"github.com/chorus-mixnet/chorus/provider/users"
 )
 
@@ -179,7 +180,11 @@ func TestClosedRegistration(t *testing.T) {
 // retransmit), and nothing is evicted for room. Room made by the owner's
 // acknowledgement takes the next one.
 func TestMailboxLimits(t *testing.T) {
-	entry := sphinx.DefaultGeometry().DeliveryLength()
+	geo, err := sphinx.NewGeometry(pkitest.Geometry(1).Hops, pkitest.Geometry(1).UserPayloadLength, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := geo.DeliveryLength()
 	for _, tc := range []struct {
 		name   string
 		mutate func(*Config)
@@ -325,7 +330,8 @@ func TestACKAfterDurable(t *testing.T) {
 // TestEchoDropUnknown: the echo service answers through the SURB with the
 // same user payload and stores nothing; drop decoys are discarded and
 // counted; packets for mailboxes nobody owns are dropped and counted; a
-// SURB that does not start at this provider is not served.
+// SURB that starts at the mix is answered through the mix; one that starts
+// at a node the provider does not send to is dropped and counted.
 func TestEchoDropUnknown(t *testing.T) {
 	n := startNet(t, nil, nil)
 	alice := n.connect()
@@ -349,8 +355,16 @@ func TestEchoDropUnknown(t *testing.T) {
 	alice.send(link.SendPacket{Packet: n.packet(sphinx.EchoRecipient(), n.forwardPayload(nil, ping))})
 	alice.send(link.SendPacket{Packet: n.packet(sphinx.DropRecipient(), n.forwardPayload(nil, ping))})
 	alice.send(link.SendPacket{Packet: n.packet([32]byte{1, 2, 3}, n.forwardPayload(nil, ping))})
-	// A SURB made to start at the mix: the provider does not serve it.
-	path := []sphinx.PathHop{n.hop(mixName, delay(0)), n.hop(otherName, sphinx.Recipient{ID: [32]byte{8}}, sphinx.SURBReply{ID: id})}
+	// A SURB made to start at the mix: the reply goes straight to it.
+	id2 := randomID()
+	path := []sphinx.PathHop{n.hop(mixName, delay(0)), n.hop(otherName, sphinx.Recipient{ID: [32]byte{8}}, sphinx.SURBReply{ID: id2})}
+	viaMix, surbKeys2, err := sphinx.NewSURB(rand.Reader, n.geo, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.send(link.SendPacket{Packet: n.packet(sphinx.EchoRecipient(), n.forwardPayload(viaMix, ping))})
+	// One that starts at a node the provider never sends to: dropped.
+	path = []sphinx.PathHop{n.hop(otherName, sphinx.Recipient{ID: [32]byte{8}}, sphinx.SURBReply{ID: id2})}
 	elsewhere, _, err := sphinx.NewSURB(rand.Reader, n.geo, path)
 	if err != nil {
 		t.Fatal(err)
@@ -360,10 +374,16 @@ func TestEchoDropUnknown(t *testing.T) {
 		return n.metric("chorus_provider_replies_dropped_total", "kind", "echo", "reason", "no_surb") == 1 &&
 			n.metric("chorus_provider_deliveries_total", "kind", "drop") == 1 &&
 			n.metric("chorus_provider_deliveries_refused_total", "reason", "unknown_mailbox") == 1 &&
-			n.metric("chorus_provider_replies_dropped_total", "kind", "echo", "reason", "first_hop") == 1
+			n.metric("chorus_provider_replies_dropped_total", "kind", "echo", "reason", "first_hop") == 1 &&
+			len(n.relay.arrivals()) == 2
 	})
-	if v := n.metric("chorus_provider_replies_sent_total", "kind", "echo"); v != 1 {
-		t.Errorf("echo answers %v, want 1", v)
+	if a := n.relay.arrivals()[1]; a.surbID != id2 {
+		t.Fatal("second echo answer has the wrong SURB ID")
+	} else if body, err := sphinx.DecryptSURBPayload(n.geo, a.payload, surbKeys2); err != nil || !bytes.HasPrefix(body, ping) {
+		t.Fatalf("echo through a SURB that starts at the mix: %v", err)
+	}
+	if v := n.metric("chorus_provider_replies_sent_total", "kind", "echo"); v != 2 {
+		t.Errorf("echo answers %v, want 2", v)
 	}
 	if st := n.p.spool.Stats(); st.Messages != 0 {
 		t.Errorf("the echo service, decoys or strangers' packets stored %d messages", st.Messages)

@@ -25,6 +25,10 @@
 // holds locked: stop the provider, change the users, start it again. KEY
 // is a client's link public key in base64, as chorusd shows it.
 //
+// The provider knows its clients' keys and addresses, and the debug logs
+// of its links and registry name them: they are written only with
+// unsafe_debug_logging = true, whatever the log level.
+//
 // SIGINT or SIGTERM drains the provider: it stops accepting links, closes
 // the client links, stores (and acknowledges) what was delivered, lets the
 // packets it holds leave (for at most drain_timeout), and exits; a second
@@ -127,8 +131,15 @@ func build(f *fileConfig, env daemon.Env) (daemon.Service, error) {
 	}
 	pc := f.providerConfig()
 	pc.Pipeline.Identity, pc.Pipeline.LinkKey, pc.Pipeline.Schedule = identity, link, sched
+	log := env.Log
+	if !env.UnsafeDebugLogging {
+		// The debug logs of links and of the registry name client keys
+		// and addresses: a provider writes them only when the operator
+		// said so.
+		log = slog.New(atLeast{h: log.Handler(), min: slog.LevelInfo})
+	}
 	p, err := provider.New(pc, mix.Deps{
-		Log:        env.Log,
+		Log:        log,
 		Registerer: env.Registry,
 		Documents:  dir,
 		Uploader:   dir,
@@ -246,4 +257,21 @@ func usersCommand(args []string, stdout, stderr io.Writer) int {
 		return daemon.ExitFailure
 	}
 	return daemon.ExitOK
+}
+
+// atLeast passes on only the records of level min and above.
+type atLeast struct {
+	h   slog.Handler
+	min slog.Level
+}
+
+func (a atLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= a.min && a.h.Enabled(ctx, l)
+}
+func (a atLeast) Handle(ctx context.Context, r slog.Record) error { return a.h.Handle(ctx, r) }
+func (a atLeast) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return atLeast{h: a.h.WithAttrs(attrs), min: a.min}
+}
+func (a atLeast) WithGroup(name string) slog.Handler {
+	return atLeast{h: a.h.WithGroup(name), min: a.min}
 }
