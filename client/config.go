@@ -109,7 +109,8 @@ type Deps struct {
 	// to Config.ProviderAddress. Tests use it for in-memory links.
 	Dial func(ctx context.Context, cfg link.Config, provider keys.LinkPublicKey) (*link.Conn, error)
 	// Rand supplies keys, SURB IDs and message IDs; nil means
-	// crypto/rand.
+	// crypto/rand. It is used from several goroutines at once and must
+	// be safe for that.
 	Rand io.Reader
 }
 
