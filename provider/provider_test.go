@@ -550,3 +550,63 @@ func TestNewStartsNothing(t *testing.T) {
 }
 
 func mixDeps(d *testDir) mix.Deps { return mix.Deps{Documents: d, Uploader: d} }
+
+// TestDrainStoresQueued: deliveries still queued when the provider is
+// told to stop are stored before Run returns.
+func TestDrainStoresQueued(t *testing.T) {
+	release := make(chan struct{})
+	n := startNet(t, func(c *Config) { c.StoreWorkers = 1 }, func(p *Provider) {
+		put := p.put
+		p.put = func(mailbox [32]byte, entry []byte) error {
+			<-release // a disk that stalls until the stop begins
+			return put(mailbox, entry)
+		}
+	})
+	alice, bob := n.connect(), n.connect()
+	const count = 5
+	for i := range count {
+		alice.send(link.SendPacket{Packet: n.packet(bob.mailbox, n.forwardPayload(nil, text(i)))})
+	}
+	waitFor(t, "every packet delivered to the store queue", func() bool {
+		return n.metric("chorus_provider_deliveries_total", "kind", "message") == count
+	})
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		close(release)
+	}()
+	if err := n.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if v := n.metric("chorus_provider_spool_messages_stored_total"); v != count {
+		t.Fatalf("stored %v of %d queued deliveries", v, count)
+	}
+}
+
+// FuzzSplitForward: any forward payload splits without a panic into a
+// SURB of the geometry's length (or none) and the user payload.
+func FuzzSplitForward(f *testing.F) {
+	geo, err := sphinx.NewGeometry(3, 2000, true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(make([]byte, geo.ForwardPayloadLength()), true)
+	f.Add([]byte{1, 0, 2}, false)
+	f.Fuzz(func(t *testing.T, b []byte, pad bool) {
+		if pad && len(b) < geo.ForwardPayloadLength() {
+			b = append(b, make([]byte, geo.ForwardPayloadLength()-len(b))...)
+		}
+		surb, user, ok := splitForward(geo, b)
+		switch {
+		case len(b) != geo.ForwardPayloadLength():
+			if ok {
+				t.Fatal("split a payload of the wrong length")
+			}
+		case ok != (b[0]&flagSURB != 0):
+			t.Fatal("SURB flag ignored")
+		case ok && len(surb) != geo.SURBLength():
+			t.Fatalf("SURB of %d bytes", len(surb))
+		case len(user) != geo.UserPayloadLength():
+			t.Fatalf("user payload of %d bytes", len(user))
+		}
+	})
+}
