@@ -308,6 +308,7 @@ func (c *Client) Ping(ctx context.Context) (time.Duration, error) {
 	}
 	c.queue = append([]outItem{{ping: req}}, c.queue...)
 	c.mu.Unlock()
+	c.wakeBuilder()
 	defer c.cancelPing(req)
 
 	t := time.NewTimer(c.cfg.PingTimeout)

@@ -67,6 +67,9 @@ type Client struct {
 	tokens     map[route.SURBID]*token
 	restored   map[route.SURBID]bool // SURB IDs of attempts made before this start
 	loops      int                   // loop tokens held
+	// Packets built ahead of their slots (prepare.go).
+	ready    [numReady]*built
+	prepWake chan struct{}
 	// Contacts, most recent sender first (incoming.go).
 	contacts []store.Contact
 	// inboxCh is closed and replaced whenever a message is saved.
@@ -95,6 +98,7 @@ func New(cfg Config, deps Deps) (_ *Client, err error) {
 		tokens:     map[route.SURBID]*token{},
 		restored:   map[route.SURBID]bool{},
 		inboxCh:    make(chan struct{}),
+		prepWake:   make(chan struct{}, 1),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

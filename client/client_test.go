@@ -281,6 +281,11 @@ func TestMessageBetweenClients(t *testing.T) {
 		if v := alice.metric("chorus_client_packets_total", "retransmission"); v != 0 {
 			t.Errorf("%v retransmissions on a lossless network", v)
 		}
+		// Every slot found its packet built ahead (time stands still in
+		// the bubble while the builder works, so it always finishes).
+		if v := alice.metric("chorus_client_slots_unprepared_total", ""); v != 0 {
+			t.Errorf("%v slots had to build their packet", v)
+		}
 		// Loops come back: the network carries our traffic.
 		waitFor(t, time.Minute, "a loop to return", func() bool { return alice.metric("chorus_client_deliveries_total", "loop") >= 1 })
 		s := w.net.Stats()

@@ -22,16 +22,19 @@
 //     a crash loses nothing: at the next start the outbox and each
 //     fragment's attempts are read back (restoreOutbox).
 //  2. The fragments wait in the send queue. The egress (client/egress)
-//     ticks on its λP Poisson clock; each tick takes the next item, or
-//     sends a drop decoy if there is none, so a queue never changes when
-//     packets leave. The packet is built only then, on the current
-//     document: a fresh forward route own provider → mixes → the
-//     recipient's provider (client/route), a fresh SURB for the way back
-//     to our own mailbox with a random SURB ID, and the forward payload
-//     flags | 0 | SURB | sealed fragment (docs/edge-protocol.md §4). The
-//     attempt is recorded in the ARQ tracker and durably in the store
-//     (with its SURB ID and deadline) before the packet is handed to the
-//     link, and the SURB's decryption token is kept in memory.
+//     ticks on its λP Poisson clock; each tick takes the next real packet,
+//     or sends a drop decoy if there is none, so a queue never changes
+//     when packets leave. A builder keeps the next packet of each kind
+//     ready ahead of its slot, so that a real packet leaves as promptly
+//     after its tick as a decoy does (prepare.go). A fragment's packet is
+//     built on the current document: a fresh forward route own provider →
+//     mixes → the recipient's provider (client/route), a fresh SURB for
+//     the way back to our own mailbox with a random SURB ID, and the
+//     forward payload flags | 0 | SURB | sealed fragment
+//     (docs/edge-protocol.md §4). The attempt is recorded in the ARQ
+//     tracker and durably in the store (with its SURB ID and deadline)
+//     before the packet can reach the link, and the SURB's decryption
+//     token is kept in memory.
 //  3. The recipient's provider stores the fragment and answers through the
 //     SURB: the ACK arrives in our own mailbox as a SURB reply. If none
 //     comes by the deadline (the drawn delays both ways plus a slack that

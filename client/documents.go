@@ -225,6 +225,7 @@ func (c *Client) adopt(doc *pki.Document, raw []byte) {
 		}
 	}
 	c.refreshParameters(now)
+	c.wakeBuilder()
 }
 
 // refreshParameters switches the egress clocks to the current document's

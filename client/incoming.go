@@ -67,6 +67,10 @@ func (c *Client) handleReply(id route.SURBID, payload []byte) bool {
 		}
 	}
 	restored := c.restored[id]
+	var sent time.Time
+	if t != nil {
+		sent = t.sent
+	}
 	c.mu.Unlock()
 
 	if t == nil {
@@ -95,10 +99,10 @@ func (c *Client) handleReply(id route.SURBID, payload []byte) bool {
 		return c.acknowledge(id)
 	case tokenLoop:
 		c.m.deliveries.WithLabelValues("loop").Inc()
-		c.m.loopRoundTrip.Observe(now.Sub(t.sent).Seconds())
+		c.m.loopRoundTrip.Observe(now.Sub(sent).Seconds())
 	case tokenPing:
 		c.m.deliveries.WithLabelValues("ping").Inc()
-		t.ping.finish(pingResult{rtt: now.Sub(t.sent)})
+		t.ping.finish(pingResult{rtt: now.Sub(sent)})
 	}
 	return true
 }

@@ -19,6 +19,7 @@ type metrics struct {
 	storeFailures  prometheus.Counter
 	sendQueue      prometheus.GaugeFunc
 	retrievedEmpty prometheus.Counter
+	unprepared     prometheus.Counter
 }
 
 var (
@@ -78,6 +79,10 @@ func newMetrics(reg prometheus.Registerer, sendQueue func() float64) (*metrics, 
 			Name: "chorus_client_retrievals_empty_total",
 			Help: "Retrievals answered with an empty mailbox.",
 		}),
+		unprepared: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chorus_client_slots_unprepared_total",
+			Help: "Decoy slots whose packet was not built ahead and had to be built when the slot came.",
+		}),
 	}
 	for _, k := range []string{"ok", "failed"} {
 		m.connects.WithLabelValues(k)
@@ -97,7 +102,7 @@ func newMetrics(reg prometheus.Registerer, sendQueue func() float64) (*metrics, 
 	if reg != nil {
 		for _, c := range []prometheus.Collector{
 			m.connected, m.connects, m.documentEpoch, m.documents, m.packets, m.buildFailures,
-			m.deliveries, m.messages, m.loopRoundTrip, m.storeFailures, m.sendQueue, m.retrievedEmpty,
+			m.deliveries, m.messages, m.loopRoundTrip, m.storeFailures, m.sendQueue, m.retrievedEmpty, m.unprepared,
 		} {
 			if err := reg.Register(c); err != nil {
 				return nil, err

@@ -167,6 +167,7 @@ func (c *Client) enqueue(id arq.MessageID, card message.Card, n int) {
 	for i := range n {
 		c.queue = append(c.queue, outItem{frag: arq.FragmentID{Message: id, Index: i}})
 	}
+	c.wakeBuilder()
 }
 
 // expired handles what the ARQ found due: fragments to send again go to
@@ -177,6 +178,9 @@ func (c *Client) expired(e arq.Expired) {
 	c.mu.Lock()
 	for _, f := range e.Retransmit {
 		c.queue = append(c.queue, outItem{frag: f, retransmit: true})
+	}
+	if len(e.Retransmit) > 0 {
+		c.wakeBuilder()
 	}
 	c.retireLocked(e.Retired)
 	for _, id := range e.Failed {
@@ -239,60 +243,50 @@ func (c *Client) popItem() (outItem, bool) {
 	return it, true
 }
 
-// packets builds what the egress clocks send (it implements
-// egress.Packets). It is called from the egress goroutine only.
-type packets Client
-
-// maxSkips bounds how many queue items one λP slot looks at before it
-// settles for a decoy (items that need no sending any more are skipped).
+// maxSkips bounds how many queue items one build looks at before it
+// gives up for now (items that need no sending any more are skipped).
 const maxSkips = 8
 
-func (p *packets) NextReal() ([]byte, bool) {
-	c := (*Client)(p)
-	now := time.Now()
-	doc := c.currentDoc(now)
-	if doc == nil {
-		return nil, false
-	}
+// buildReal builds the packet of the next item in the send queue: an
+// attempt of a fragment or a ping. It returns nil if there is nothing to
+// send or the next item cannot be built on doc now (it then goes to the
+// back of the queue).
+func (c *Client) buildReal(doc *pki.Document, now time.Time) *built {
 	for range maxSkips {
 		it, ok := c.popItem()
 		if !ok {
-			return nil, false
+			return nil
 		}
-		var pkt []byte
-		var err error
 		if it.ping != nil {
-			pkt, err = c.buildPing(doc, it.ping, now)
+			pkt, tok, err := c.buildPing(doc, it.ping, now)
 			if err != nil {
 				c.m.buildFailures.Inc()
 				it.ping.finish(pingResult{err: err})
 				continue
 			}
-			c.m.packets.WithLabelValues("ping").Inc()
-			return pkt, true
+			return &built{pkt: pkt, epoch: doc.Epoch, tok: tok, kind: "ping"}
 		}
-		pkt, err = c.buildFragment(doc, it, now)
+		pkt, err := c.buildFragment(doc, it, now)
 		switch {
 		case errors.Is(err, errSkip):
 			continue
 		case err != nil:
 			// Not buildable now (say, the recipient's provider is not in
-			// this document): try again later, a decoy goes instead.
+			// this document): try again later.
 			c.m.buildFailures.Inc()
 			c.log.Debug("cannot build a fragment's packet", "err", err)
 			c.mu.Lock()
 			c.queue = append(c.queue, it)
 			c.mu.Unlock()
-			return nil, false
+			return nil
 		}
+		kind := "fragment"
 		if it.retransmit {
-			c.m.packets.WithLabelValues("retransmission").Inc()
-		} else {
-			c.m.packets.WithLabelValues("fragment").Inc()
+			kind = "retransmission"
 		}
-		return pkt, true
+		return &built{pkt: pkt, epoch: doc.Epoch, kind: kind}
 	}
-	return nil, false
+	return nil
 }
 
 // errSkip: the item needs no sending any more (acknowledged, failed,
@@ -396,47 +390,43 @@ const pingNonceLength = 32
 
 // buildPing builds a packet to the echo service of our own provider,
 // through the network, with a SURB back to our own mailbox.
-func (c *Client) buildPing(doc *pki.Document, req *pingRequest, now time.Time) ([]byte, error) {
+func (c *Client) buildPing(doc *pki.Document, req *pingRequest, now time.Time) ([]byte, *token, error) {
 	geo := c.cfg.Geometry
 	fwd, err := c.sel.Forward(doc, c.cfg.ProviderID, route.Address{Provider: c.cfg.ProviderID, Mailbox: sphinx.EchoRecipient()})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	id, err := c.newSURBID()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	back, err := c.sel.SURB(doc, c.cfg.ProviderID, c.self, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	surb, keys, err := sphinx.NewSURB(c.rand, geo, back.Hops)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	nonce := make([]byte, pingNonceLength)
 	if _, err := io.ReadFull(c.rand, nonce); err != nil {
 		clear(keys)
-		return nil, err
+		return nil, nil, err
 	}
 	pkt, err := sphinx.NewPacket(c.rand, geo, fwd.Hops, forwardPayload(geo, surb, nonce))
 	if err != nil {
 		clear(keys)
-		return nil, err
+		return nil, nil, err
 	}
+	tok := &token{kind: tokenPing, keys: keys, sent: now, ping: req}
 	c.mu.Lock()
-	c.tokens[id] = &token{kind: tokenPing, keys: keys, sent: now, ping: req}
+	c.tokens[id] = tok
 	c.mu.Unlock()
-	return pkt, nil
+	return pkt, tok, nil
 }
 
-func (p *packets) MakeDecoy(kind egress.Kind) ([]byte, error) {
-	c := (*Client)(p)
-	now := time.Now()
-	doc := c.currentDoc(now)
-	if doc == nil {
-		return nil, errNoDocument
-	}
+// buildDecoy builds a decoy of the given kind on doc.
+func (c *Client) buildDecoy(doc *pki.Document, kind egress.Kind, now time.Time) (*built, error) {
 	geo := c.cfg.Geometry
 	switch kind {
 	case egress.Drop:
@@ -448,8 +438,7 @@ func (p *packets) MakeDecoy(kind egress.Kind) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("client: drop decoy: %w", err)
 		}
-		c.m.packets.WithLabelValues("drop").Inc()
-		return pkt, nil
+		return &built{pkt: pkt, epoch: doc.Epoch, kind: "drop"}, nil
 	case egress.Loop:
 		c.mu.Lock()
 		full := c.loops >= maxLoopTokens
@@ -457,7 +446,7 @@ func (p *packets) MakeDecoy(kind egress.Kind) ([]byte, error) {
 		if full {
 			// Lost loops pile up only if the network drops them; send a
 			// drop decoy rather than hold more tokens.
-			return p.MakeDecoy(egress.Drop)
+			return c.buildDecoy(doc, egress.Drop, now)
 		}
 		id, err := c.newSURBID()
 		if err != nil {
@@ -480,12 +469,12 @@ func (p *packets) MakeDecoy(kind egress.Kind) ([]byte, error) {
 			clear(keys)
 			return nil, errors.New("client: loop decoy: route does not start at our provider")
 		}
+		tok := &token{kind: tokenLoop, keys: keys, sent: now}
 		c.mu.Lock()
-		c.tokens[id] = &token{kind: tokenLoop, keys: keys, sent: now}
+		c.tokens[id] = tok
 		c.loops++
 		c.mu.Unlock()
-		c.m.packets.WithLabelValues("loop").Inc()
-		return pkt, nil
+		return &built{pkt: pkt, epoch: doc.Epoch, tok: tok, kind: "loop"}, nil
 	}
 	return nil, fmt.Errorf("client: unknown decoy kind %v", kind)
 }

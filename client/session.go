@@ -113,6 +113,7 @@ func (c *Client) session(ctx context.Context) (connected bool, err error) {
 	c.log.Info("connected to the provider")
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.prepare(gctx) })
 	g.Go(func() error { return sender.Run(gctx) })
 	g.Go(func() error { return c.receive(gctx, conn) })
 	err = g.Wait()
