@@ -64,8 +64,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fresh := fs.Bool("fresh", false, "discard the network in -dir and make a new one")
 	demo := fs.Bool("demo-and-exit", false, "send the first message, stop every process and exit: 0 on success")
 	timeout := fs.Duration("timeout", 3*time.Minute, "how long the network may take to be ready and to deliver the first message")
+	source := fs.String("source", "", "the Chorus source `tree` to build (default: the module around the current directory)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: chorus-testnet [-dir DIR] [-epoch D] [-fresh] [-demo-and-exit]\n\n"+
+		fmt.Fprintf(stderr, "usage: chorus-testnet [-dir DIR] [-epoch D] [-fresh] [-demo-and-exit] [-timeout D] [-source DIR]\n\n"+
 			"Runs a whole Chorus network on 127.0.0.1: 3 authorities, 6 mixes, 2 providers,\n"+
 			"and the users alice and bob; sends alice's first message to bob; stays up until Ctrl-C.\n\n")
 		fs.PrintDefaults()
@@ -115,7 +116,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}()
 	defer close(abort)
 
-	n, err := testnet.Open(testnet.Options{Dir: *dir, Epoch: *epoch, Fresh: *fresh, Logf: out.printf})
+	n, err := testnet.Open(testnet.Options{Dir: *dir, Epoch: *epoch, Fresh: *fresh, Source: *source, Logf: out.printf})
 	if err != nil {
 		fmt.Fprintf(stderr, "chorus-testnet: %v\n", err)
 		return exitFailure
@@ -128,7 +129,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 
 	fail := func(err error) int {
-		out.printf("FAILED: %v", err)
+		if ctx.Err() != nil {
+			out.printf("interrupted before the first message was delivered")
+		} else {
+			out.printf("FAILED: %v", err)
+		}
 		stopAll(n, out)
 		return exitFailure
 	}
@@ -183,7 +188,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			return exitOK
 		case e := <-n.Crashes():
-			out.printf("%v, which nobody asked for; the end of its log:\n%s", e, indent(e.LogTail))
+			out.printf("unexpected exit: %v; the end of %s:\n%s", e, n.LogPath(e.Name), indent(e.LogTail))
 		}
 	}
 }
@@ -191,6 +196,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 // stopAll stops the network and reports every process that exited badly;
 // it returns whether all stopped cleanly.
 func stopAll(n *testnet.Network, out *printer) bool {
+	if len(n.Processes()) == 0 {
+		n.Stop()
+		return true
+	}
 	out.printf("stopping every process (SIGTERM; SIGKILL for any still running after the bound)")
 	exits := n.Stop()
 	bad := testnet.BadExits(exits)

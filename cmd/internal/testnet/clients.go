@@ -147,7 +147,7 @@ func (n *Network) Send(ctx context.Context, from, to string, body []byte) (*Tran
 		return nil, fmt.Errorf("testnet: %s sends to %s: %w", from, to, err)
 	}
 	tr := &Transfer{n: n, From: from, To: to, ID: id, Queued: time.Now(), body: body}
-	n.logf("%s → %s: %d bytes queued at %s", from, to, len(body), tr.Queued.Format("15:04:05.000"))
+	n.logf("%s → %s: %d bytes queued at %s", from, to, len(body), tr.Queued.Format(clock))
 	return tr, nil
 }
 
@@ -187,7 +187,7 @@ func (tr *Transfer) Wait(ctx context.Context) (Delivery, error) {
 		r, err := tr.waitInbox(ctx)
 		if err == nil {
 			d.Received = r.Sub(d.Queued)
-			n.logf("%s → %s: %s has it (%d bytes, intact) after %v", from, to, to, len(tr.body), roundMS(d.Received))
+			n.logf("%s → %s: %s has it (%d bytes, intact) at %s, %v after it was queued", from, to, to, len(tr.body), r.Format(clock), roundMS(d.Received))
 		}
 		recv <- err
 	}()
@@ -202,12 +202,12 @@ func (tr *Transfer) Wait(ctx context.Context) (Delivery, error) {
 		d.Fragments = st.Fragments
 		if d.Left == 0 && st.State != api.StateQueued {
 			d.Left = time.Since(d.Queued)
-			n.logf("%s → %s: sending (%d fragment%s) after %v", from, to, st.Fragments, plural(st.Fragments), roundMS(d.Left))
+			n.logf("%s → %s: on its way at %s (%d fragment%s), %v after it was queued", from, to, time.Now().Format(clock), st.Fragments, plural(st.Fragments), roundMS(d.Left))
 		}
 		switch st.State {
 		case api.StateDelivered:
 			d.Acked = time.Since(d.Queued)
-			n.logf("%s → %s: %s has every ACK after %v", from, to, from, roundMS(d.Acked))
+			n.logf("%s → %s: %s has every ACK at %s, %v after it was queued", from, to, from, time.Now().Format(clock), roundMS(d.Acked))
 			continue
 		case api.StateFailed:
 			return d, fmt.Errorf("testnet: %s reports the message to %s failed (%d of %d fragments acknowledged)", from, to, st.Delivered, st.Fragments)
@@ -275,6 +275,9 @@ func (tr *Transfer) waitInbox(ctx context.Context) (time.Time, error) {
 		}
 	}
 }
+
+// clock is how progress lines show a time of day.
+const clock = "15:04:05.000"
 
 func roundMS(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 

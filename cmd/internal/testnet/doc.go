@@ -23,11 +23,13 @@
 //	err = n.Start(ctx)            // every process, authorities first
 //	r, err := n.WaitReady(ctx)    // serving, first document, links, clients connected
 //	err = n.Introduce(ctx)        // alice and bob exchange contact cards
-//	d, err := n.Send(ctx, testnet.Alice, testnet.Bob, body)  // delivered and ACKed, with latencies
+//	d, err := n.Deliver(ctx, testnet.Alice, testnet.Bob, body) // received intact, every ACK back; latencies
 //	exits := n.Stop()             // SIGTERM, then SIGKILL after a bound; how each ended
 //
-// Kill (SIGKILL, a crash), Restart, StopProcess and StartProcess act on
-// one process, for tests of failures.
+// Send queues a message and returns a Transfer to follow with Wait, for
+// tests that act while a message is on its way. Kill (SIGKILL: a crash),
+// StopProcess, StartProcess and Restart act on one process. Every wait
+// takes a context; nothing is timed but with the caller's deadline.
 //
 // # The directory
 //
@@ -41,7 +43,14 @@
 // the same keys, ports, mailboxes and contacts; the configs are written
 // again from the same state, so they follow changes to this package.
 // Options.Fresh discards it first. A directory that exists, is not empty
-// and holds no testnet.json is never touched.
+// and holds no testnet.json is never touched, and one network holds its
+// directory locked (DIR/testnet.lock) from Open until Stop or Abort, so a
+// second run fails with ErrBusy instead of sharing it.
+//
+// A new network's genesis is set so that its first epoch begins as its
+// configs are written: the authorities make the first document at once
+// (their bootstrap rule, pki/authority) with the rest of the epoch ahead
+// of it for the next round.
 //
 // # Keys
 //

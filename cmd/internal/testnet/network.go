@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/chorus-mixnet/chorus/mix/keys"
@@ -74,6 +75,9 @@ type Network struct {
 	// told to.
 	crashes chan Exit
 	stopped bool
+	// lock holds the directory's lock file (flock) from Open until Stop or
+	// Abort.
+	lock *os.File
 }
 
 // ErrNotTestnetDir is returned when Dir exists, is not empty and is not a
@@ -113,13 +117,25 @@ func Open(opts Options) (*Network, error) {
 		}
 	}
 
+	if l := len(n.SocketPath(Alice)) + len(".sock0123456789/"); l > maxSocketPath {
+		return nil, fmt.Errorf("%w: %s", ErrDirTooLong, dir)
+	}
+
 	entries, err := os.ReadDir(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("testnet: %w", err)
-	case len(entries) > 0 && !exists(filepath.Join(dir, stateFile)):
+	}
+	entries = slices.DeleteFunc(entries, func(e os.DirEntry) bool { return e.Name() == lockFile })
+	if len(entries) > 0 && !exists(filepath.Join(dir, stateFile)) {
 		return nil, fmt.Errorf("%w: %s", ErrNotTestnetDir, dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
+	if n.lock, err = lockDir(dir); err != nil {
+		return nil, err
+	}
+	switch {
 	case len(entries) > 0 && opts.Fresh:
 		// Only what the testnet writes is removed, and the binaries
 		// are kept for the build cache's sake.
@@ -128,16 +144,18 @@ func Open(opts Options) (*Network, error) {
 				continue
 			}
 			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				n.unlock()
 				return nil, fmt.Errorf("testnet: remove the old network: %w", err)
 			}
 		}
 	case len(entries) > 0:
 		st, err := loadState(dir)
-		if err != nil {
-			return nil, err
+		if err == nil && opts.Epoch != 0 && opts.Epoch != st.period() {
+			err = fmt.Errorf("%w: it runs %v epochs, not %v", ErrStaleDirectory, st.period(), opts.Epoch)
 		}
-		if opts.Epoch != 0 && opts.Epoch != st.period() {
-			return nil, fmt.Errorf("%w: it runs %v epochs, not %v", ErrStaleDirectory, st.period(), opts.Epoch)
+		if err != nil {
+			n.unlock()
+			return nil, err
 		}
 		n.st, n.reused = st, true
 	}
@@ -147,22 +165,67 @@ func Open(opts Options) (*Network, error) {
 			period = DefaultEpoch
 		}
 		if period < 2*time.Second {
+			n.unlock()
 			return nil, fmt.Errorf("testnet: epoch %v is shorter than the authorities' minimum of 2s", period)
 		}
 		n.st = newState(time.Now(), period)
 	}
 	if n.sched, err = epoch.New(n.st.Genesis, n.st.period(), nil); err != nil {
+		n.unlock()
 		return nil, fmt.Errorf("testnet: %w", err)
 	}
-	for _, d := range []string{dir, filepath.Join(dir, "configs"), filepath.Join(dir, "logs")} {
+	for _, d := range []string{filepath.Join(dir, "configs"), filepath.Join(dir, "logs")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
+			n.unlock()
 			return nil, fmt.Errorf("testnet: %w", err)
 		}
 	}
 	if err := n.st.save(dir); err != nil {
+		n.unlock()
 		return nil, fmt.Errorf("testnet: %w", err)
 	}
 	return n, nil
+}
+
+// lockFile is the file in the directory that a running network holds
+// locked, so two runs never share (or -fresh removes) one directory.
+const lockFile = "testnet.lock"
+
+// ErrBusy is returned by Open when another process runs the network in
+// the directory.
+var ErrBusy = errors.New("testnet: another chorus-testnet is running the network in this directory")
+
+// maxSocketPath is the longest path a Unix socket may be bound to.
+const maxSocketPath = 107
+
+// ErrDirTooLong is returned by Open when the directory's path leaves no
+// room for chorusd's API socket within maxSocketPath.
+var ErrDirTooLong = errors.New("testnet: the directory's path is too long for chorusd's API socket (a Unix socket path has at most 107 bytes); choose a shorter one")
+
+// lockDir takes the directory's lock, or fails with ErrBusy.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("testnet: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", ErrBusy, dir)
+		}
+		return nil, fmt.Errorf("testnet: lock %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// unlock releases the directory's lock.
+func (n *Network) unlock() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.lock != nil {
+		n.lock.Close()
+		n.lock = nil
+	}
 }
 
 // Dir returns the network's directory.
@@ -381,6 +444,9 @@ func (n *Network) watch(p *Process) {
 // Stop, Kill or Restart).
 func (n *Network) Crashes() <-chan Exit { return n.crashes }
 
+// Processes returns the processes started so far, in layout order.
+func (n *Network) Processes() []*Process { return n.running() }
+
 // Process returns the named process, nil if it was never started.
 func (n *Network) Process(name string) *Process {
 	n.mu.Lock()
@@ -493,6 +559,7 @@ func (n *Network) Stop() []Exit {
 		}
 		wg.Wait()
 	}
+	n.unlock()
 	var out []Exit
 	for _, nd := range n.nodes {
 		if e, ok := exits[nd.Name]; ok {
@@ -502,7 +569,8 @@ func (n *Network) Stop() []Exit {
 	return out
 }
 
-// Abort kills every process at once (a second Ctrl-C, a test's cleanup).
+// Abort kills every process at once (a second Ctrl-C, a test's cleanup)
+// and releases the directory.
 func (n *Network) Abort() {
 	n.mu.Lock()
 	n.stopped = true
@@ -517,6 +585,7 @@ func (n *Network) Abort() {
 	for _, p := range procs {
 		<-p.Done()
 	}
+	n.unlock()
 }
 
 // BadExits returns the exits that were neither clean nor a Kill.

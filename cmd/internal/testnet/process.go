@@ -66,9 +66,9 @@ func (e Exit) String() string {
 	case e.TimedOut:
 		return fmt.Sprintf("%s: did not stop in time after SIGTERM; killed after %v", e.Name, e.Runtime.Round(time.Millisecond))
 	case e.Signal != 0 && e.Killed:
-		return fmt.Sprintf("%s: killed (%v) after %v", e.Name, e.Signal, e.Runtime.Round(time.Millisecond))
+		return fmt.Sprintf("%s: killed on purpose (signal %d) after %v", e.Name, int(e.Signal), e.Runtime.Round(time.Millisecond))
 	case e.Signal != 0:
-		return fmt.Sprintf("%s: ended by %v after %v", e.Name, e.Signal, e.Runtime.Round(time.Millisecond))
+		return fmt.Sprintf("%s: ended by signal %d (%v) after %v", e.Name, int(e.Signal), e.Signal, e.Runtime.Round(time.Millisecond))
 	default:
 		return fmt.Sprintf("%s: exit %d after %v", e.Name, e.Code, e.Runtime.Round(time.Millisecond))
 	}

@@ -37,6 +37,12 @@ func TestOpenNewReuseFresh(t *testing.T) {
 		t.Errorf("%d ports for %d keys", len(seen), len(n.portKeys()))
 	}
 
+	// Not twice at once.
+	if _, err := Open(Options{Dir: dir}); !errors.Is(err, ErrBusy) {
+		t.Errorf("second Open while the first holds the directory: %v, want ErrBusy", err)
+	}
+	n.Abort()
+
 	// Opened again: the same network, whatever -epoch says if it agrees.
 	m, err := Open(Options{Dir: dir})
 	if err != nil {
@@ -45,6 +51,7 @@ func TestOpenNewReuseFresh(t *testing.T) {
 	if !m.Reused() || !m.st.Genesis.Equal(n.st.Genesis) || m.st.period() != 30*time.Second || fmt.Sprint(m.st.Ports) != fmt.Sprint(n.st.Ports) {
 		t.Errorf("reopened: reused %v, state %+v, want %+v", m.Reused(), m.st, n.st)
 	}
+	m.Abort()
 	if _, err := Open(Options{Dir: dir, Epoch: time.Minute}); !errors.Is(err, ErrStaleDirectory) {
 		t.Errorf("another epoch period: %v, want ErrStaleDirectory", err)
 	}
@@ -57,6 +64,7 @@ func TestOpenNewReuseFresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer f.Abort()
 	if f.Reused() || len(f.st.Ports) != 0 || exists(filepath.Join(dir, "alice")) || !exists(filepath.Join(dir, "bin", "x")) {
 		t.Errorf("fresh: reused %v, ports %v, alice kept %v, bin kept %v", f.Reused(), f.st.Ports, exists(filepath.Join(dir, "alice")), exists(filepath.Join(dir, "bin", "x")))
 	}
@@ -72,6 +80,13 @@ func TestOpenRefusesForeignDirectory(t *testing.T) {
 	}
 	if !exists(filepath.Join(dir, "precious")) {
 		t.Fatal("a foreign file was removed")
+	}
+}
+
+func TestOpenRefusesLongPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	if _, err := Open(Options{Dir: dir}); !errors.Is(err, ErrDirTooLong) {
+		t.Errorf("got %v, want ErrDirTooLong", err)
 	}
 }
 
