@@ -15,15 +15,14 @@ import (
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/pki"
 	"github.com/chorus-mixnet/chorus/pki/dirclient"
-	"github.com/chorus-mixnet/chorus/provider/users"
 )
 
-// TestParameters are the traffic parameters the test network's
+// Parameters are the traffic parameters the test network's
 // authorities vote for: the Loopix processes of a real network, only
 // faster, so a message crosses the network in a fraction of a second and a
 // fragmented one in a few seconds. A real network's defaults
 // (configs/chorus-authority.toml) are several times slower.
-func TestParameters() pki.Parameters {
+func Parameters() pki.Parameters {
 	return pki.Parameters{
 		MuMean:            20 * time.Millisecond,  // mean per-hop delay
 		MaxDelay:          500 * time.Millisecond, // longest per-hop delay accepted
@@ -193,8 +192,8 @@ type providerFile struct {
 }
 
 type providerRegistration struct {
-	Policy          users.Registration `toml:"policy"`
-	PerAddressLimit int                `toml:"per_address_limit"`
+	Policy          string `toml:"policy"` // "open" or "closed"
+	PerAddressLimit int    `toml:"per_address_limit"`
 }
 
 type providerMailboxes struct {
@@ -227,7 +226,7 @@ func (n *Network) writeProvider(nd Node) error {
 			Logging:         logging(),
 			Metrics:         metricsSection(n.metricsAddr(nd.Name)),
 		},
-		Registration: providerRegistration{Policy: users.RegistrationOpen, PerAddressLimit: 20},
+		Registration: providerRegistration{Policy: "open", PerAddressLimit: 20},
 		Mailboxes:    providerMailboxes{StoreWorkers: 4},
 	})
 }

@@ -11,7 +11,7 @@
 //	bob    (on provider2)      other's contacts
 //
 // Epochs are short (DefaultEpoch, one minute) and the traffic parameters
-// the authorities vote for fast (TestParameters: 20 send slots a second, a
+// the authorities vote for fast (Parameters: 20 send slots a second, a
 // mean per-hop delay of 20 ms), so a message crosses the network in a
 // fraction of a second; a real network is configured far slower.
 //

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/chorus-mixnet/chorus/mix/keys"
-	"github.com/chorus-mixnet/chorus/pki"
 	"github.com/chorus-mixnet/chorus/pki/dirclient"
 	"github.com/chorus-mixnet/chorus/pki/epoch"
 )
@@ -36,12 +35,6 @@ type Options struct {
 	// Binaries; Build then does nothing. The e2e tests build once and
 	// share the binaries between networks.
 	Bin string
-	// Parameters are the traffic parameters the authorities vote for;
-	// nil means TestParameters.
-	Parameters *pki.Parameters
-	// Passphrase encrypts the clients' state (CHORUS_PASSPHRASE); default
-	// a fixed test passphrase.
-	Passphrase string
 	// Logf receives one line of progress at a time; nil discards.
 	Logf func(format string, args ...any)
 }
@@ -49,9 +42,10 @@ type Options struct {
 // DefaultEpoch is the epoch period of a new test network.
 const DefaultEpoch = time.Minute
 
-// DefaultPassphrase encrypts the test clients' state. The testnet is for
-// trying Chorus out on one machine: the passphrase protects nothing.
-const DefaultPassphrase = "chorus testnet passphrase (not secret)"
+// Passphrase encrypts the test clients' state; chorusd reads it from
+// CHORUS_PASSPHRASE. The testnet is for trying Chorus out on one machine:
+// the passphrase protects nothing.
+const Passphrase = "chorus testnet passphrase (not secret)"
 
 // Network is a test network in a directory: the layout, the processes
 // once started, and what is known about its state.
@@ -92,18 +86,8 @@ func Open(opts Options) (*Network, error) {
 	if opts.Dir == "" {
 		opts.Dir = "testnet"
 	}
-	if opts.Passphrase == "" {
-		opts.Passphrase = DefaultPassphrase
-	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
-	}
-	if opts.Parameters == nil {
-		p := TestParameters()
-		opts.Parameters = &p
-	}
-	if err := opts.Parameters.Validate(); err != nil {
-		return nil, fmt.Errorf("testnet: %w", err)
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
@@ -377,7 +361,7 @@ func (n *Network) writeAuthority(nd Node) error {
 		Layers:           numLayers,
 		MinMixesPerLayer: 1,
 		Epoch:            epochSection{Genesis: n.st.Genesis, Period: daemonDuration(n.st.period())},
-		Parameters:       parametersFile(*n.opts.Parameters),
+		Parameters:       parametersFile(Parameters()),
 		Peers:            peers,
 		Logging:          logging(),
 		Metrics:          metricsSection(n.metricsAddr(nd.Name)),
@@ -413,7 +397,7 @@ func (n *Network) Start(ctx context.Context) error {
 func (n *Network) startLocked(nd Node) (*Process, error) {
 	env := os.Environ()
 	if nd.Role == RoleClient {
-		env = append(env, "CHORUS_PASSPHRASE="+n.opts.Passphrase)
+		env = append(env, "CHORUS_PASSPHRASE="+Passphrase)
 	}
 	p, err := startProcess(nd, n.binary(nd.Role), []string{"-config", n.configPath(nd.Name)}, env, n.dir, n.logPath(nd.Name))
 	if err != nil {
