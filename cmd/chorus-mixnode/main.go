@@ -21,17 +21,11 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
-	"errors"
-	"log/slog"
 	"os"
 
 	"github.com/chorus-mixnet/chorus/cmd/internal/daemon"
 	"github.com/chorus-mixnet/chorus/mix"
-	"github.com/chorus-mixnet/chorus/mix/keys"
-	"github.com/chorus-mixnet/chorus/pki/dirclient"
-	"github.com/chorus-mixnet/chorus/pki/epoch"
+	"github.com/chorus-mixnet/chorus/pki"
 )
 
 func main() {
@@ -50,68 +44,15 @@ func run(args []string) int {
 	})
 }
 
-// service runs the node and, once it has stopped, releases it and wipes
-// the keys.
-type service struct {
-	node     *mix.Node
-	identity *keys.IdentityPrivateKey
-	link     *keys.LinkPrivateKey
-}
-
-func (s *service) Run(ctx context.Context) error {
-	err := s.node.Run(ctx)
-	err = errors.Join(err, s.node.Close())
-	s.identity.Zero()
-	s.link.Zero()
-	return err
-}
-
-func (s *service) Ready() error { return s.node.Ready() }
-
 func build(f *fileConfig, env daemon.Env) (daemon.Service, error) {
-	if err := daemon.EnsureDataDir(f.DataDir); err != nil {
-		return nil, err
-	}
-	identity, err := keys.LoadOrCreateIdentity(f.identityKeyFile(), rand.Reader)
+	parts, err := f.Open(pki.RoleMix, env.Log)
 	if err != nil {
 		return nil, err
 	}
-	link, err := keys.LoadOrCreateLink(f.linkKeyFile(), rand.Reader)
+	node, err := mix.New(parts.Config, parts.Deps(env.Log, env.Registry))
 	if err != nil {
-		identity.Zero()
+		parts.Wipe()
 		return nil, err
 	}
-	fail := func(err error) (daemon.Service, error) {
-		identity.Zero()
-		link.Zero()
-		return nil, err
-	}
-	idText, _ := identity.Public().MarshalText()
-	linkText, _ := link.Public().MarshalText()
-	env.Log.Info("node keys", "name", f.Name, "identity_key", string(idText), "link_key", string(linkText))
-
-	sched, err := epoch.New(f.Epoch.Genesis, f.Epoch.Period.Std(), nil)
-	if err != nil {
-		return fail(err)
-	}
-	dir, err := dirclient.New(dirclient.Config{
-		Authorities: f.Authorities,
-		Threshold:   f.Threshold,
-		CacheDir:    f.documentCache(),
-	}, nil, env.Log.With(slog.String("component", "dirclient")))
-	if err != nil {
-		return fail(err)
-	}
-	mc := f.mixConfig()
-	mc.Identity, mc.LinkKey, mc.Schedule = identity, link, sched
-	node, err := mix.New(mc, mix.Deps{
-		Log:        env.Log,
-		Registerer: env.Registry,
-		Documents:  dir,
-		Uploader:   dir,
-	})
-	if err != nil {
-		return fail(err)
-	}
-	return &service{node: node, identity: identity, link: link}, nil
+	return parts.Service(node), nil
 }

@@ -37,7 +37,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,10 +45,8 @@ import (
 	"os"
 
 	"github.com/chorus-mixnet/chorus/cmd/internal/daemon"
-	"github.com/chorus-mixnet/chorus/mix"
 	"github.com/chorus-mixnet/chorus/mix/keys"
-	"github.com/chorus-mixnet/chorus/pki/dirclient"
-	"github.com/chorus-mixnet/chorus/pki/epoch"
+	"github.com/chorus-mixnet/chorus/pki"
 	"github.com/chorus-mixnet/chorus/provider"
 	"github.com/chorus-mixnet/chorus/provider/users"
 )
@@ -73,64 +70,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	})
 }
 
-// service runs the provider and, once it has stopped, releases it and
-// wipes the keys.
-type service struct {
-	p        *provider.Provider
-	identity *keys.IdentityPrivateKey
-	link     *keys.LinkPrivateKey
-}
-
-func (s *service) Run(ctx context.Context) error {
-	err := s.p.Run(ctx)
-	err = errors.Join(err, s.p.Close())
-	s.identity.Zero()
-	s.link.Zero()
-	return err
-}
-
-func (s *service) Ready() error { return s.p.Ready() }
-
 func build(f *fileConfig, env daemon.Env) (daemon.Service, error) {
-	if err := daemon.EnsureDataDir(f.DataDir); err != nil {
-		return nil, err
-	}
-	identity, err := keys.LoadOrCreateIdentity(f.identityKeyFile(), rand.Reader)
+	parts, err := f.Open(pki.RoleProvider, env.Log)
 	if err != nil {
 		return nil, err
 	}
-	link, err := keys.LoadOrCreateLink(f.linkKeyFile(), rand.Reader)
-	if err != nil {
-		identity.Zero()
-		return nil, err
-	}
-	fail := func(err error) (daemon.Service, error) {
-		identity.Zero()
-		link.Zero()
-		return nil, err
-	}
-	idText, _ := identity.Public().MarshalText()
-	linkText, _ := link.Public().MarshalText()
-	env.Log.Info("provider keys", "name", f.Name, "identity_key", string(idText), "link_key", string(linkText))
 	if f.Registration.Policy == users.RegistrationOpen {
 		env.Log.Info("open registration: new client keys register on first connection",
 			"per_address_limit", f.Registration.PerAddressLimit, "window", f.Registration.Window.String())
 	}
-
-	sched, err := epoch.New(f.Epoch.Genesis, f.Epoch.Period.Std(), nil)
-	if err != nil {
-		return fail(err)
-	}
-	dir, err := dirclient.New(dirclient.Config{
-		Authorities: f.Authorities,
-		Threshold:   f.Threshold,
-		CacheDir:    f.documentCache(),
-	}, nil, env.Log.With(slog.String("component", "dirclient")))
-	if err != nil {
-		return fail(err)
-	}
-	pc := f.providerConfig()
-	pc.Pipeline.Identity, pc.Pipeline.LinkKey, pc.Pipeline.Schedule = identity, link, sched
 	log := env.Log
 	if !env.UnsafeDebugLogging {
 		// The debug logs of links and of the registry name client keys
@@ -138,19 +86,15 @@ func build(f *fileConfig, env daemon.Env) (daemon.Service, error) {
 		// said so.
 		log = slog.New(atLeast{h: log.Handler(), min: slog.LevelInfo})
 	}
-	p, err := provider.New(pc, mix.Deps{
-		Log:        log,
-		Registerer: env.Registry,
-		Documents:  dir,
-		Uploader:   dir,
-	})
+	p, err := provider.New(f.providerConfig(parts.Config), parts.Deps(log, env.Registry))
 	if err != nil {
+		parts.Wipe()
 		if errors.Is(err, users.ErrLocked) {
 			err = fmt.Errorf("%w (is another chorus-provider, or a users subcommand, running on this data directory?)", err)
 		}
-		return fail(err)
+		return nil, err
 	}
-	return &service{p: p, identity: identity, link: link}, nil
+	return parts.Service(p), nil
 }
 
 const usersUsage = `usage:

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chorus-mixnet/chorus/cmd/internal/daemon"
+	"github.com/chorus-mixnet/chorus/mix"
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/mix/link"
 	"github.com/chorus-mixnet/chorus/provider/users"
@@ -35,7 +36,7 @@ func TestExampleConfig(t *testing.T) {
 	// nothing but the required keys.
 	def := defaultFileConfig()
 	def.DataDir, def.Name, def.Addresses, def.Epoch.Genesis, def.Authorities = cfg.DataDir, cfg.Name, cfg.Addresses, cfg.Epoch.Genesis, cfg.Authorities
-	if def.providerConfig().MaxBytes != cfg.providerConfig().MaxBytes || def.Clients != cfg.Clients || def.Mailboxes != cfg.Mailboxes ||
+	if def.providerConfig(mix.Config{}).MaxBytes != cfg.providerConfig(mix.Config{}).MaxBytes || def.Clients != cfg.Clients || def.Mailboxes != cfg.Mailboxes ||
 		def.Registration != cfg.Registration || def.Listen != cfg.Listen || def.Metrics != cfg.Metrics {
 		t.Errorf("example differs from the defaults:\n%+v\n%+v", def, cfg)
 	}
