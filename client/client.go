@@ -65,7 +65,7 @@ type Client struct {
 	recipients map[arq.MessageID]message.Card
 	sentAny    map[arq.MessageID]bool
 	tokens     map[route.SURBID]*token
-	restored   map[route.SURBID]bool // SURB IDs of attempts made before this start
+	restored   map[route.SURBID]bool // SURB IDs of attempts made before this start (tokens in the store)
 	loops      int                   // loop tokens held
 	// Packets built ahead of their slots (prepare.go).
 	ready    [numReady]*built

@@ -32,9 +32,9 @@
 //     the way back to our own mailbox with a random SURB ID, and the
 //     forward payload flags | 0 | SURB | sealed fragment
 //     (docs/edge-protocol.md §4). The attempt is recorded in the ARQ
-//     tracker and durably in the store (with its SURB ID and deadline)
-//     before the packet can reach the link, and the SURB's decryption
-//     token is kept in memory.
+//     tracker and durably in the store (with its SURB ID, the deadline
+//     the tracker set and the SURB's decryption token, sealed) before the
+//     packet can reach the link; the token is kept in memory too.
 //  3. The recipient's provider stores the fragment and answers through the
 //     SURB: the ACK arrives in our own mailbox as a SURB reply. If none
 //     comes by the deadline (the drawn delays both ways plus a slack that
@@ -53,8 +53,10 @@
 //     our loop decoys (a health metric), or the echo of a ping. Each is
 //     decrypted with its token first: only a packet that travelled through
 //     our SURB decrypts, so not even our own provider can forge an ACK.
-//     (After a restart the tokens of earlier attempts are gone; an ACK on
-//     a SURB ID recorded in the store is then accepted on the ID alone.)
+//     After a restart the token of an earlier attempt comes from the
+//     store (store.SURBToken); a reply whose token is unknown, or that
+//     does not decrypt, is refused. Tokens are wiped, in memory and in
+//     the store, once the fragment is acknowledged or its message fails.
 //   - A forward message carries a sealed fragment. It is opened by trying
 //     the contacts' keys, most recent sender first; a stranger's is
 //     dropped. The fragment is held durably (store.HoldFragment) and fed

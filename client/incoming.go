@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -53,18 +54,27 @@ func (c *Client) handleEntry(b []byte) bool {
 
 // handleReply takes a SURB reply: the ACK of a fragment, one of our
 // loops, or a ping's echo. Each is authenticated by decrypting it with
-// the SURB's token: only a packet sent through that SURB decrypts.
+// the SURB's token: only a packet sent through that SURB decrypts. The
+// token of an attempt made before this start comes from the store; a
+// reply whose token is unknown, or that does not decrypt, is refused.
 func (c *Client) handleReply(id route.SURBID, payload []byte) bool {
 	now := time.Now()
+	var keys []byte // ours to wipe
 	c.mu.Lock()
 	t := c.tokens[id]
-	if t != nil && t.kind != tokenAck {
-		// Loops and pings are single use; an ACK's token is retired by
-		// the tracker.
+	switch {
+	case t == nil:
+	case t.kind == tokenAck:
+		// An ACK's token is retired by the tracker, maybe meanwhile on
+		// another goroutine: decrypt with a copy.
+		keys = bytes.Clone(t.keys)
+	default:
+		// Loops and pings are single use.
 		delete(c.tokens, id)
 		if t.kind == tokenLoop {
 			c.loops--
 		}
+		keys = t.keys
 	}
 	restored := c.restored[id]
 	var sent time.Time
@@ -72,21 +82,28 @@ func (c *Client) handleReply(id route.SURBID, payload []byte) bool {
 		sent = t.sent
 	}
 	c.mu.Unlock()
+	defer func() { clear(keys) }()
 
 	if t == nil {
-		if restored {
-			// An attempt made before this start: its decryption token
-			// was in memory only. The SURB ID alone names it; only our
-			// own provider sees SURB IDs.
-			return c.acknowledge(id)
+		if !restored {
+			c.m.deliveries.WithLabelValues("unknown").Inc()
+			return true
 		}
-		c.m.deliveries.WithLabelValues("unknown").Inc()
-		return true
+		// An attempt made before this start: the store kept its token.
+		var err error
+		keys, err = c.store.SURBToken(store.SURBID(id))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			c.m.deliveries.WithLabelValues("unknown").Inc()
+			return true
+		case err != nil:
+			c.m.storeFailures.Inc()
+			c.log.Error("cannot read an acknowledgement's token", "err", err)
+			return false
+		}
+		t = &token{kind: tokenAck}
 	}
-	_, err := sphinx.DecryptSURBPayload(c.cfg.Geometry, payload, t.keys)
-	if t.kind != tokenAck {
-		t.wipe()
-	}
+	_, err := sphinx.DecryptSURBPayload(c.cfg.Geometry, payload, keys)
 	if err != nil {
 		c.m.deliveries.WithLabelValues("invalid").Inc()
 		if t.ping != nil {

@@ -1,46 +1,23 @@
 package client
 
 import (
+	"bytes"
+	"crypto/rand"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/chorus-mixnet/chorus/client/arq"
 	"github.com/chorus-mixnet/chorus/client/clienttest"
+	"github.com/chorus-mixnet/chorus/client/route"
 	"github.com/chorus-mixnet/chorus/client/store"
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/mix/link"
 	"github.com/chorus-mixnet/chorus/mix/sphinx"
 	"github.com/chorus-mixnet/chorus/pki/epoch"
 )
-
-// TestSlackMatchesARQ: the deadline the store records is the one the
-// tracker set.
-func TestSlackMatchesARQ(t *testing.T) {
-	for _, cfg := range []arq.Config{DefaultARQ, {MaxAttempts: 32, Slack: 3 * time.Second, MaxSlack: 50 * time.Second}, {MaxAttempts: 5, Slack: time.Second, MaxSlack: time.Second}} {
-		tr, err := arq.New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		id := arq.MessageID{1}
-		tr.Track(id, 1)
-		now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-		for attempt := 1; attempt <= cfg.MaxAttempts; attempt++ {
-			rtt := time.Duration(attempt) * 300 * time.Millisecond
-			if _, err := tr.Sent(arq.FragmentID{Message: id}, arq.SURBID{byte(attempt)}, rtt, now); err != nil {
-				t.Fatal(err)
-			}
-			got := tr.Snapshot().Messages[0].Fragments[0].Deadline
-			if want := now.Add(rtt + slack(cfg, attempt)); !got.Equal(want) {
-				t.Fatalf("%+v attempt %d: tracker deadline %v, ours %v", cfg, attempt, got, want)
-			}
-			now = got
-			tr.Due(now)
-		}
-	}
-}
 
 // newTestClient is a Client on a fresh store, not running.
 func newTestClient(t testing.TB) (*Client, *clienttest.Network) {
@@ -192,4 +169,164 @@ func FuzzHandleEntry(f *testing.F) {
 			t.Fatal("entry neither handled nor dropped")
 		}
 	})
+}
+
+// TestAckAfterRestart: the token of an attempt made before a restart
+// comes from the store, so an ACK for it is authenticated exactly like
+// one whose token is in memory. The genuine ACK is accepted; a forged one
+// on the same SURB ID, or one whose token is unknown, is refused.
+func TestAckAfterRestart(t *testing.T) {
+	c, n := newTestClient(t)
+	ctx := t.Context()
+	geo := c.cfg.Geometry
+	for _, p := range chunks(n.Document(10), 1000, 10) {
+		c.handleConsensus(p)
+	}
+	doc := c.currentDoc(time.Now())
+	if doc == nil {
+		t.Fatal("no document")
+	}
+	if err := c.AddContact(ctx, "me", c.card); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.Send(ctx, "me", []byte("a note to self"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.buildReal(doc, time.Now())
+	if b == nil || b.kind != "fragment" {
+		t.Fatalf("built %+v, want the fragment", b)
+	}
+
+	// The network stores the fragment in our mailbox and sends the ACK
+	// back to it; take both out as the client would.
+	conn, err := n.Dial(ctx)(ctx, c.linkCfg, n.ProviderLinkKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Send(ctx, link.SendPacket{Packet: b.pkt}); err != nil {
+		t.Fatal(err)
+	}
+	var ack sphinx.Delivery
+	for {
+		if err := conn.Send(ctx, link.RetrieveMessage{}); err != nil {
+			t.Fatal(err)
+		}
+		cmd, err := conn.Recv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, ok := cmd.(link.Message)
+		if !ok {
+			continue
+		}
+		if m.Empty {
+			break
+		}
+		if d, err := sphinx.ParseDelivery(geo, m.Payload); err == nil && d.IsSURBReply {
+			ack = d
+			ack.Payload = bytes.Clone(d.Payload)
+		}
+		if err := conn.Send(ctx, link.MessageAck{Seq: m.Seq}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	n.Wait()
+	if !ack.IsSURBReply {
+		t.Fatal("no ACK came back")
+	}
+	encode := func(d sphinx.Delivery) []byte {
+		t.Helper()
+		b, err := sphinx.AppendDelivery(nil, geo, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	genuine := encode(ack)
+	var forged [][]byte
+	for _, tamper := range []func([]byte){
+		func(p []byte) { p[len(p)/2] ^= 1 },
+		func(p []byte) { rand.Read(p) },
+		func(p []byte) { clear(p) },
+	} {
+		d := ack
+		d.Payload = bytes.Clone(ack.Payload)
+		tamper(d.Payload)
+		forged = append(forged, encode(d))
+	}
+	status := func(c *Client) store.OutboxStatus {
+		t.Helper()
+		m, err := c.store.OutboxMessage(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Status
+	}
+	count := func(c *Client, kind string) float64 {
+		return testutil.ToFloat64(c.m.deliveries.WithLabelValues(kind))
+	}
+
+	// Before the restart, with the token in memory: forgeries refused.
+	for _, f := range forged {
+		if !c.handleEntry(f) {
+			t.Fatal("forged ACK not dropped")
+		}
+	}
+	if count(c, "invalid") != float64(len(forged)) || count(c, "ack") != 0 || status(c) != store.Pending {
+		t.Fatal("a forged ACK was accepted with the token in memory")
+	}
+
+	// Restart: a new Client over the same store, before the ACK arrives.
+	c.Close()
+	c2, err := New(c.cfg, Deps{Store: c.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if len(c2.tokens) != 0 || !c2.restored[ack.SURBID] {
+		t.Fatal("the attempt was not restored from the store alone")
+	}
+	if tok, err := c2.store.SURBToken(store.SURBID(ack.SURBID)); err != nil || len(tok) != geo.SURBKeysLength(geo.NrHops()) {
+		t.Fatalf("stored token: %d bytes, %v", len(tok), err)
+	}
+	for _, f := range forged {
+		if !c2.handleEntry(f) {
+			t.Fatal("forged ACK not dropped")
+		}
+	}
+	if count(c2, "invalid") != float64(len(forged)) || count(c2, "ack") != 0 || status(c2) != store.Pending {
+		t.Fatal("a forged ACK was accepted after the restart")
+	}
+	// A SURB ID the client knows but whose token the store lacks (an
+	// attempt recorded before tokens were kept): refused too.
+	var other route.SURBID
+	other[0] = ^ack.SURBID[0]
+	c2.restored[other] = true
+	d := ack
+	d.SURBID = other
+	if !c2.handleEntry(encode(d)) || count(c2, "unknown") != 1 || count(c2, "ack") != 0 {
+		t.Fatal("an ACK without a token was accepted")
+	}
+	delete(c2.restored, other)
+
+	// The genuine ACK decrypts under the stored token: accepted, the
+	// message is delivered, and the token is gone.
+	if !c2.handleEntry(genuine) {
+		t.Fatal("genuine ACK not handled")
+	}
+	if count(c2, "ack") != 1 || status(c2) != store.Delivered {
+		t.Fatalf("genuine ACK after the restart: %v acks, %v", count(c2, "ack"), status(c2))
+	}
+	if _, err := c2.store.SURBToken(store.SURBID(ack.SURBID)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("token kept after the ACK: %v", err)
+	}
+	if c2.restored[ack.SURBID] {
+		t.Error("SURB ID still restored after the ACK")
+	}
+	// Again: nothing more happens.
+	if !c2.handleEntry(genuine) || count(c2, "ack") != 1 || count(c2, "unknown") != 2 {
+		t.Error("a replayed ACK was counted")
+	}
 }

@@ -92,7 +92,9 @@ func (c *Client) newSURBID() (route.SURBID, error) {
 // restoreOutbox rebuilds the ARQ tracker and the send queue from the
 // store: the messages still pending, their fragments' attempts and SURB
 // IDs. Fragments never sent go back in the queue; attempts in flight
-// time out as they would have (the ARQ then lists them again).
+// time out as they would have (the ARQ then lists them again). The SURB
+// tokens of those attempts stay in the store until an ACK needs one
+// (handleReply).
 func (c *Client) restoreOutbox() error {
 	outbox, err := c.store.Outbox()
 	if err != nil {
@@ -200,7 +202,8 @@ func (c *Client) expired(e arq.Expired) {
 }
 
 // retireLocked wipes and forgets the tokens of SURB IDs that will not be
-// answered any more. c.mu must be held.
+// answered any more (the store drops its copies itself, in Acknowledge
+// and FailMessage). c.mu must be held.
 func (c *Client) retireLocked(ids []arq.SURBID) {
 	for _, s := range ids {
 		if t := c.tokens[s]; t != nil {
@@ -344,14 +347,14 @@ func (c *Client) buildFragment(doc *pki.Document, it outItem, now time.Time) ([]
 		clear(keys)
 		return nil, err
 	}
-	rtt := fwd.Delay + back.Delay
-	attempt, err := c.tracker.Sent(it.frag, id, rtt, now)
+	_, deadline, err := c.tracker.Sent(it.frag, id, fwd.Delay+back.Delay, now)
 	if err != nil {
 		clear(keys)
 		return nil, errSkip
 	}
-	deadline := now.Add(rtt + slack(c.cfg.ARQ, attempt))
-	err = c.store.RecordAttempt(message.MessageID(it.frag.Message), it.frag.Index, store.SURBID(id), deadline)
+	// The store keeps the token too, so that an ACK arriving after a
+	// restart is authenticated like any other.
+	err = c.store.RecordAttempt(message.MessageID(it.frag.Message), it.frag.Index, store.SURBID(id), keys, deadline)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// Delivered or failed in the meantime.
@@ -369,19 +372,6 @@ func (c *Client) buildFragment(doc *pki.Document, it outItem, now time.Time) ([]
 	c.sentAny[it.frag.Message] = true
 	c.mu.Unlock()
 	return pkt, nil
-}
-
-// slack mirrors client/arq's timeout slack for an attempt (1-based): the
-// store records the deadline the tracker sets.
-func slack(cfg arq.Config, attempt int) time.Duration {
-	s := cfg.Slack
-	for range attempt - 1 {
-		if s >= cfg.MaxSlack/2 {
-			return cfg.MaxSlack
-		}
-		s *= 2
-	}
-	return min(s, cfg.MaxSlack)
 }
 
 // pingNonceLength is the length of the random user payload a ping carries

@@ -229,31 +229,33 @@ func (t *Tracker) forget(id MessageID, m *message, retired []SURBID) []SURBID {
 
 // Sent records that an attempt of fragment f is being sent, with a SURB
 // named surb, at now; rtt is the sum of the delays drawn for its forward
-// route and its SURB's route. It returns the attempt's number (1-based).
-// Call it before the packet goes to the egress, and do not send the packet
-// if it fails: ErrAcknowledged and ErrUnknown say the fragment needs no
-// more sending, ErrInFlight that it is not due yet.
-func (t *Tracker) Sent(f FragmentID, surb SURBID, rtt time.Duration, now time.Time) (int, error) {
+// route and its SURB's route. It returns the attempt's number (1-based)
+// and its deadline: when it times out, now + rtt + the attempt's slack.
+// Persist that deadline as it is (State carries it too). Call Sent before
+// the packet goes to the egress, and do not send the packet if it fails:
+// ErrAcknowledged and ErrUnknown say the fragment needs no more sending,
+// ErrInFlight that it is not due yet.
+func (t *Tracker) Sent(f FragmentID, surb SURBID, rtt time.Duration, now time.Time) (attempt int, deadline time.Time, err error) {
 	if rtt < 0 {
-		return 0, fmt.Errorf("arq: record attempt: negative round trip %v", rtt)
+		return 0, time.Time{}, fmt.Errorf("arq: record attempt: negative round trip %v", rtt)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m, ok := t.msgs[f.Message]
 	if !ok || f.Index < 0 || f.Index >= len(m.frags) {
-		return 0, fmt.Errorf("arq: record attempt: %w", ErrUnknown)
+		return 0, time.Time{}, fmt.Errorf("arq: record attempt: %w", ErrUnknown)
 	}
 	fr := &m.frags[f.Index]
 	switch {
 	case fr.acked:
-		return 0, fmt.Errorf("arq: record attempt: %w", ErrAcknowledged)
+		return 0, time.Time{}, fmt.Errorf("arq: record attempt: %w", ErrAcknowledged)
 	case !fr.deadline.IsZero():
-		return 0, fmt.Errorf("arq: record attempt: %w", ErrInFlight)
+		return 0, time.Time{}, fmt.Errorf("arq: record attempt: %w", ErrInFlight)
 	case fr.attempts >= t.cfg.MaxAttempts:
-		return 0, fmt.Errorf("arq: record attempt: %w", ErrExhausted)
+		return 0, time.Time{}, fmt.Errorf("arq: record attempt: %w", ErrExhausted)
 	}
 	if _, ok := t.surbs[surb]; ok {
-		return 0, fmt.Errorf("arq: record attempt: surb id: %w", ErrDuplicate)
+		return 0, time.Time{}, fmt.Errorf("arq: record attempt: surb id: %w", ErrDuplicate)
 	}
 	fr.attempts++
 	fr.surbs = append(fr.surbs, surb)
@@ -261,7 +263,7 @@ func (t *Tracker) Sent(f FragmentID, surb SURBID, rtt time.Duration, now time.Ti
 	fr.reported = false
 	t.surbs[surb] = f
 	t.notify()
-	return fr.attempts, nil
+	return fr.attempts, fr.deadline, nil
 }
 
 // Acked records an ACK that came back with the SURB named surb. It

@@ -92,7 +92,7 @@ func (c *client) send(f arq.FragmentID) {
 		return
 	}
 	rtt := fwd.Delay + back.Delay
-	n, err := c.tr.Sent(f, surb, rtt, time.Now())
+	n, _, err := c.tr.Sent(f, surb, rtt, time.Now())
 	if err != nil {
 		c.t.Errorf("Sent(%v): %v", f.Index, err)
 		return
@@ -266,7 +266,7 @@ func TestGivesUp(t *testing.T) {
 			t.Errorf("%d SURBs retired, %d sent", c.retired, sent)
 		}
 		// The message is gone: no more attempts, and late ACKs are harmless.
-		if _, err := c.tr.Sent(arq.FragmentID{Message: id}, arq.SURBID{0xff}, 0, time.Now()); !errors.Is(err, arq.ErrUnknown) {
+		if _, _, err := c.tr.Sent(arq.FragmentID{Message: id}, arq.SURBID{0xff}, 0, time.Now()); !errors.Is(err, arq.ErrUnknown) {
 			t.Errorf("Sent after failure: %v", err)
 		}
 		for _, as := range c.attempts {
@@ -333,16 +333,16 @@ func TestAckBeforeResend(t *testing.T) {
 	}
 	mustSend := func(f arq.FragmentID, s byte, at time.Time) {
 		t.Helper()
-		if _, err := tr.Sent(f, arq.SURBID{s}, time.Second, at); err != nil {
+		if _, _, err := tr.Sent(f, arq.SURBID{s}, time.Second, at); err != nil {
 			t.Fatal(err)
 		}
 	}
 	mustSend(f0, 1, now)
 	mustSend(f1, 2, now)
-	if _, err := tr.Sent(f0, arq.SURBID{3}, time.Second, now); !errors.Is(err, arq.ErrInFlight) {
+	if _, _, err := tr.Sent(f0, arq.SURBID{3}, time.Second, now); !errors.Is(err, arq.ErrInFlight) {
 		t.Errorf("Sent while in flight: %v", err)
 	}
-	if _, err := tr.Sent(arq.FragmentID{Message: id, Index: 2}, arq.SURBID{3}, time.Second, now); !errors.Is(err, arq.ErrUnknown) {
+	if _, _, err := tr.Sent(arq.FragmentID{Message: id, Index: 2}, arq.SURBID{3}, time.Second, now); !errors.Is(err, arq.ErrUnknown) {
 		t.Errorf("Sent for a fragment out of range: %v", err)
 	}
 	if e := tr.Due(now.Add(time.Second)); !e.Empty() {
@@ -355,7 +355,7 @@ func TestAckBeforeResend(t *testing.T) {
 	if e := tr.Due(later.Add(time.Hour)); !e.Empty() {
 		t.Fatalf("a waiting fragment listed twice: %+v", e)
 	}
-	if _, err := tr.Sent(f1, arq.SURBID{1}, time.Second, later); !errors.Is(err, arq.ErrDuplicate) {
+	if _, _, err := tr.Sent(f1, arq.SURBID{1}, time.Second, later); !errors.Is(err, arq.ErrDuplicate) {
 		t.Errorf("Sent with a used SURB ID: %v", err)
 	}
 	// The first attempt's ACK arrives late, before the resend.
@@ -363,7 +363,7 @@ func TestAckBeforeResend(t *testing.T) {
 	if !ok || a.Fragment != f0 || a.Attempt != 1 || a.MessageDone || len(a.Retired) != 1 {
 		t.Fatalf("Acked: %+v, %v", a, ok)
 	}
-	if _, err := tr.Sent(f0, arq.SURBID{4}, time.Second, later); !errors.Is(err, arq.ErrAcknowledged) {
+	if _, _, err := tr.Sent(f0, arq.SURBID{4}, time.Second, later); !errors.Is(err, arq.ErrAcknowledged) {
 		t.Errorf("Sent after the ACK: %v", err)
 	}
 	if _, ok := tr.Acked(arq.SURBID{1}); ok {
@@ -387,7 +387,7 @@ func TestCancel(t *testing.T) {
 	id := arq.MessageID{1}
 	_ = tr.Track(id, 3)
 	now := time.Now()
-	_, _ = tr.Sent(arq.FragmentID{Message: id}, arq.SURBID{1}, 0, now)
+	_, _, _ = tr.Sent(arq.FragmentID{Message: id}, arq.SURBID{1}, 0, now)
 	if r := tr.Cancel(id); len(r) != 1 || r[0] != (arq.SURBID{1}) {
 		t.Errorf("Cancel retired %v", r)
 	}
@@ -396,6 +396,58 @@ func TestCancel(t *testing.T) {
 	}
 	if e := tr.Due(now.Add(time.Hour)); !e.Empty() {
 		t.Errorf("a cancelled message is due: %+v", e)
+	}
+}
+
+// TestSentDeadline: Sent returns the deadline the tracker keeps (the one
+// a caller persists), the drawn round trip plus a slack that doubles per
+// attempt up to MaxSlack, and the attempt times out exactly then.
+func TestSentDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		cfg   arq.Config
+		slack []time.Duration // per attempt
+	}{
+		{testConfig, []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second}},
+		{arq.Config{MaxAttempts: 3, Slack: time.Second, MaxSlack: time.Second}, []time.Duration{time.Second, time.Second, time.Second}},
+		{arq.Config{MaxAttempts: 6, Slack: 3 * time.Second, MaxSlack: 50 * time.Second},
+			[]time.Duration{3 * time.Second, 6 * time.Second, 12 * time.Second, 24 * time.Second, 48 * time.Second, 50 * time.Second}},
+		{arq.Config{MaxAttempts: arq.MaxAttemptsLimit, Slack: time.Hour, MaxSlack: 1 << 62}, nil}, // no overflow
+	} {
+		tr, err := arq.New(tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := arq.MessageID{1}
+		f := arq.FragmentID{Message: id}
+		_ = tr.Track(id, 1)
+		now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+		want := tc.cfg.Slack
+		for n := 1; n <= tc.cfg.MaxAttempts; n++ {
+			if n <= len(tc.slack) {
+				want = tc.slack[n-1]
+			} else if n > 1 {
+				want = min(want, tc.cfg.MaxSlack/2) * 2 // without overflowing
+				want = min(want, tc.cfg.MaxSlack)
+			}
+			rtt := time.Duration(n) * 300 * time.Millisecond
+			got, deadline, err := tr.Sent(f, arq.SURBID{byte(n)}, rtt, now)
+			if err != nil || got != n {
+				t.Fatalf("%+v: attempt %d: Sent: %d, %v", tc.cfg, n, got, err)
+			}
+			if !deadline.Equal(now.Add(rtt + want)) {
+				t.Fatalf("%+v: attempt %d: deadline %v after now, want %v", tc.cfg, n, deadline.Sub(now), rtt+want)
+			}
+			if kept := tr.Snapshot().Messages[0].Fragments[0].Deadline; !kept.Equal(deadline) {
+				t.Fatalf("%+v: attempt %d: Sent said %v, the tracker keeps %v", tc.cfg, n, deadline, kept)
+			}
+			if e := tr.Due(deadline.Add(-time.Nanosecond)); !e.Empty() {
+				t.Fatalf("%+v: attempt %d: due before its deadline", tc.cfg, n)
+			}
+			if e := tr.Due(deadline); len(e.Retransmit)+len(e.Failed) != 1 {
+				t.Fatalf("%+v: attempt %d: not due at its deadline: %+v", tc.cfg, n, e)
+			}
+			now = deadline
+		}
 	}
 }
 

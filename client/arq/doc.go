@@ -39,7 +39,8 @@
 // # Entry points
 //
 // Tracker is a pure state machine: Track a message, record each attempt
-// with Sent, feed ACKs to Acked, and ask Due(now) what has expired.
+// with Sent (which returns the attempt's deadline, for the caller to
+// persist), feed ACKs to Acked, and ask Due(now) what has expired.
 // Tracker.Run is the thin timer-driven shell that calls Due when the next
 // deadline passes and hands the result to a callback. Snapshot returns
 // the whole state as a plain struct for client/store to persist, and

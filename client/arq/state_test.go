@@ -47,8 +47,8 @@ func TestSnapshotRestore(t *testing.T) {
 	_ = tr.Track(arq.MessageID{2}, 1) // unsent
 	// Fragment 0 acknowledged, 1 in flight, 2 waiting to be sent again
 	// (already listed once), 3 unsent.
-	_, _ = tr.Sent(frag(0), arq.SURBID{10}, time.Second, now)
-	_, _ = tr.Sent(frag(2), arq.SURBID{12}, time.Second, now)
+	_, _, _ = tr.Sent(frag(0), arq.SURBID{10}, time.Second, now)
+	_, _, _ = tr.Sent(frag(2), arq.SURBID{12}, time.Second, now)
 	if _, ok := tr.Acked(arq.SURBID{10}); !ok {
 		t.Fatal("ACK not accepted")
 	}
@@ -56,7 +56,7 @@ func TestSnapshotRestore(t *testing.T) {
 	if e := tr.Due(later); !slices.Equal(e.Retransmit, []arq.FragmentID{frag(2)}) {
 		t.Fatalf("due: %+v", e)
 	}
-	_, _ = tr.Sent(frag(1), arq.SURBID{11}, time.Second, later)
+	_, _, _ = tr.Sent(frag(1), arq.SURBID{11}, time.Second, later)
 
 	re := persist(t, tr, testConfig)
 	if !equalStates(tr.Snapshot(), re.Snapshot()) {
@@ -75,10 +75,10 @@ func TestSnapshotRestore(t *testing.T) {
 	if a, ok := re.Acked(arq.SURBID{11}); !ok || a.Fragment != frag(1) {
 		t.Errorf("Acked after restore: %+v %v", a, ok)
 	}
-	if _, err := re.Sent(frag(0), arq.SURBID{20}, 0, later); !errors.Is(err, arq.ErrAcknowledged) {
+	if _, _, err := re.Sent(frag(0), arq.SURBID{20}, 0, later); !errors.Is(err, arq.ErrAcknowledged) {
 		t.Errorf("Sent for an acknowledged fragment after restore: %v", err)
 	}
-	if n, err := re.Sent(frag(2), arq.SURBID{21}, 0, later); err != nil || n != 2 {
+	if n, _, err := re.Sent(frag(2), arq.SURBID{21}, 0, later); err != nil || n != 2 {
 		t.Errorf("resend after restore: attempt %d, %v", n, err)
 	}
 
@@ -150,7 +150,7 @@ func TestRandomOperations(t *testing.T) {
 			for i := range 8 {
 				s[i] = byte(nextSURB >> (8 * i))
 			}
-			_, err := tr.Sent(f, s, time.Duration(rng.IntN(3000))*time.Millisecond, now)
+			_, _, err := tr.Sent(f, s, time.Duration(rng.IntN(3000))*time.Millisecond, now)
 			switch {
 			case err == nil:
 				sends[f]++

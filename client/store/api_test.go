@@ -97,29 +97,62 @@ func TestOutboxARQ(t *testing.T) {
 		index int
 		surb  SURBID
 	}{{0, s1}, {0, s2}, {1, s3}} {
-		if err := s.RecordAttempt(id, a.index, a.surb, deadline); err != nil {
+		if err := s.RecordAttempt(id, a.index, a.surb, testToken(a.surb), deadline); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.RecordAttempt(id, 1, s1, deadline); !errors.Is(err, ErrExists) {
+	if err := s.RecordAttempt(id, 1, s1, testToken(s1), deadline); !errors.Is(err, ErrExists) {
 		t.Fatalf("reused SURB: %v", err)
 	}
-	if err := s.RecordAttempt(id, 7, SURBID{9}, deadline); !errors.Is(err, ErrNotFound) {
+	if err := s.RecordAttempt(id, 7, SURBID{9}, testToken(SURBID{9}), deadline); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("no such fragment: %v", err)
 	}
+	for _, bad := range [][]byte{nil, {}, make([]byte, MaxTokenLength+1)} {
+		if err := s.RecordAttempt(id, 1, SURBID{10}, bad, deadline); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("token of %d bytes: %v", len(bad), err)
+		}
+	}
+	s.Close()
+	if s, err = Open(dir, testPass, opts); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	pend, _ = s.PendingFragments()
 	if pend[0].Attempts != 2 || !slices.Equal(pend[0].SURBs, []SURBID{s1, s2}) || !pend[0].NextDeadline.Equal(deadline) {
 		t.Fatalf("fragment 0 state: %+v", pend[0])
 	}
-	// A late ACK on the first attempt's SURB counts.
+	// Each attempt's token survives a restart, and is a copy.
+	for _, sb := range []SURBID{s1, s2, s3} {
+		tok, err := s.SURBToken(sb)
+		if err != nil || !bytes.Equal(tok, testToken(sb)) {
+			t.Fatalf("token of SURB %d: %x %v", sb[0], tok, err)
+		}
+		clear(tok)
+	}
+	if tok, err := s.SURBToken(s1); err != nil || !bytes.Equal(tok, testToken(s1)) {
+		t.Fatalf("token after the caller wiped its copy: %v", err)
+	}
+	if _, err := s.SURBToken(SURBID{42}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("token of an unknown SURB: %v", err)
+	}
+	// A late ACK on the first attempt's SURB counts, and drops the tokens
+	// of every attempt of the fragment.
 	ack, err := s.Acknowledge(s1)
 	if err != nil || ack.ID != id || ack.Index != 0 || ack.Duplicate || ack.MessageDelivered {
 		t.Fatalf("ack: %+v %v", ack, err)
 	}
+	for _, sb := range []SURBID{s1, s2} {
+		if _, err := s.SURBToken(sb); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("token of SURB %d kept after the ACK: %v", sb[0], err)
+		}
+	}
+	if _, err := s.SURBToken(s3); err != nil {
+		t.Fatalf("another fragment's token dropped: %v", err)
+	}
 	if ack, err = s.Acknowledge(s2); err != nil || !ack.Duplicate {
 		t.Fatalf("second ack of the same fragment: %+v %v", ack, err)
 	}
-	if err := s.RecordAttempt(id, 0, SURBID{8}, deadline); !errors.Is(err, ErrNotFound) {
+	if err := s.RecordAttempt(id, 0, SURBID{8}, testToken(SURBID{8}), deadline); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("attempt on a delivered fragment: %v", err)
 	}
 	if _, err := s.Acknowledge(SURBID{42}); !errors.Is(err, ErrNotFound) {
@@ -142,6 +175,9 @@ func TestOutboxARQ(t *testing.T) {
 		if _, err := s.Acknowledge(sb); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("SURB kept after delivery: %v", err)
 		}
+		if _, err := s.SURBToken(sb); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("token kept after delivery: %v", err)
+		}
 	}
 	if pend, _ = s.PendingFragments(); len(pend) != 0 {
 		t.Fatalf("pending after delivery: %+v", pend)
@@ -150,9 +186,12 @@ func TestOutboxARQ(t *testing.T) {
 	// A message that fails.
 	id2 := randomID()
 	s.Enqueue(OutboxMessage{ID: id2, To: "bob", Recipient: card}, frags)
-	s.RecordAttempt(id2, 0, SURBID{5}, deadline)
+	s.RecordAttempt(id2, 0, SURBID{5}, testToken(SURBID{5}), deadline)
 	if err := s.FailMessage(id2); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := s.SURBToken(SURBID{5}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("token kept after failure: %v", err)
 	}
 	if err := s.FailMessage(id2); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("fail twice: %v", err)
@@ -160,8 +199,12 @@ func TestOutboxARQ(t *testing.T) {
 	if _, err := s.Acknowledge(SURBID{5}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("ack after failure: %v", err)
 	}
+	// A pending message removed.
+	id3 := randomID()
+	s.Enqueue(OutboxMessage{ID: id3, To: "bob", Recipient: card}, frags)
+	s.RecordAttempt(id3, 1, SURBID{6}, testToken(SURBID{6}), deadline)
 	out, err := s.Outbox()
-	if err != nil || len(out) != 2 {
+	if err != nil || len(out) != 3 {
 		t.Fatalf("outbox: %+v %v", out, err)
 	}
 	for _, m := range out {
@@ -171,6 +214,9 @@ func TestOutboxARQ(t *testing.T) {
 	}
 	if out, _ := s.Outbox(); len(out) != 0 {
 		t.Fatal("outbox not empty")
+	}
+	if _, err := s.SURBToken(SURBID{6}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("token kept after removal: %v", err)
 	}
 	if Pending.String() != "pending" || Failed.String() != "failed" {
 		t.Fatal("status names")
@@ -182,13 +228,16 @@ func TestSURBBound(t *testing.T) {
 	id := randomID()
 	s.Enqueue(OutboxMessage{ID: id, Recipient: randomCard(t)}, [][]byte{{1}})
 	for i := range maxSURBsPerFragment + 3 {
-		if err := s.RecordAttempt(id, 0, SURBID{byte(i), 1}, time.Time{}); err != nil {
+		if err := s.RecordAttempt(id, 0, SURBID{byte(i), 1}, testToken(SURBID{byte(i)}), time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	pend, _ := s.PendingFragments()
 	if len(pend[0].SURBs) != maxSURBsPerFragment || pend[0].Attempts != maxSURBsPerFragment+3 {
 		t.Fatalf("%d SURBs, %d attempts", len(pend[0].SURBs), pend[0].Attempts)
+	}
+	if _, err := s.SURBToken(SURBID{0, 1}); !errors.Is(err, ErrNotFound) {
+		t.Fatal("oldest SURB's token kept")
 	}
 	if _, err := s.Acknowledge(SURBID{0, 1}); !errors.Is(err, ErrNotFound) {
 		t.Fatal("oldest SURB kept")

@@ -22,10 +22,11 @@ func BenchmarkRecordAttempt(b *testing.B) {
 	if err := s.Enqueue(OutboxMessage{ID: id, Recipient: randomCard(b)}, [][]byte{make([]byte, 1900)}); err != nil {
 		b.Fatal(err)
 	}
+	token := make([]byte, 320) // five hops
 	i := 0
 	for b.Loop() {
 		i++
-		s.RecordAttempt(id, 0, SURBID{byte(i), byte(i >> 8), byte(i >> 16), 1}, time.Time{})
+		s.RecordAttempt(id, 0, SURBID{byte(i), byte(i >> 8), byte(i >> 16), 1}, token, time.Time{})
 	}
 }
 

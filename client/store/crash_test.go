@@ -83,7 +83,7 @@ func TestCrashChild(t *testing.T) {
 			err = s.Enqueue(OutboxMessage{ID: crashID(round, i), To: "x", Recipient: crashCard(round, i)},
 				[][]byte{crashBytes(round, i, "f0"), crashBytes(round, i, "f1"), crashBytes(round, i, "f2")})
 		case 3: // an attempt on fragment 0 of the message queued at i-1
-			err = s.RecordAttempt(crashID(round, i-1), 0, crashSURB(round, i), time.Unix(int64(i), 0))
+			err = s.RecordAttempt(crashID(round, i-1), 0, crashSURB(round, i), crashBytes(round, i, "token"), time.Unix(int64(i), 0))
 		case 4: // its ACK
 			_, err = s.Acknowledge(crashSURB(round, i-1))
 		case 5:
@@ -211,6 +211,8 @@ func verifyCrashRound(t *testing.T, s *Store, round int, done []int) {
 			k := slices.IndexFunc(pending, func(f FragmentState) bool { return f.ID == id && f.Index == 0 })
 			if k < 0 || pending[k].Attempts != 1 || !slices.Equal(pending[k].SURBs, []SURBID{crashSURB(round, i)}) {
 				err = errors.New("attempt lost")
+			} else if tok, terr := s.SURBToken(crashSURB(round, i)); terr != nil || !bytes.Equal(tok, crashBytes(round, i, "token")) {
+				err = fmt.Errorf("attempt's token lost: %v", terr)
 			}
 		case 4:
 			var m OutboxMessage
@@ -220,6 +222,9 @@ func verifyCrashRound(t *testing.T, s *Store, round int, done []int) {
 			id := crashID(round, i-2)
 			if slices.ContainsFunc(pending, func(f FragmentState) bool { return f.ID == id && f.Index == 0 }) {
 				err = errors.New("acknowledged fragment still pending")
+			}
+			if _, terr := s.SURBToken(crashSURB(round, i-1)); !errors.Is(terr, ErrNotFound) {
+				err = fmt.Errorf("acknowledged attempt's token kept: %v", terr)
 			}
 		case 5:
 			var ok bool

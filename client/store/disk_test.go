@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,7 +66,8 @@ func scanDir(t *testing.T, dir string, secrets map[string][]byte) {
 }
 
 // TestNothingReadableOnDisk writes keys, contacts, outbox and inbox
-// messages, fragments and config made of distinctive byte strings, and
+// messages, fragments, a SURB token and config made of distinctive byte
+// strings, and
 // requires that no file in the data directory holds any of them, raw or
 // encoded, while the store is open and after it is closed.
 func TestNothingReadableOnDisk(t *testing.T) {
@@ -112,7 +114,17 @@ func TestNothingReadableOnDisk(t *testing.T) {
 	}
 	surb := SURBID{0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x5b, 0x5c, 0x5d, 0x5e, 0x5f, 0x60}
 	secrets["surb id"] = surb[:]
-	if err := s.RecordAttempt(outID, 0, surb, s.opts.Now()); err != nil {
+	// A SURB decryption token (320 bytes, five hops), kept until the ACK;
+	// its ends too, so that part of it cannot show either.
+	var token []byte
+	for i := 0; len(token) < 320; i++ {
+		token = fmt.Appendf(token, "surb-token-key-%03d;", i)
+	}
+	token = token[:320]
+	secrets["surb token"] = token
+	secrets["surb token head"] = token[:64]
+	secrets["surb token tail"] = token[len(token)-64:]
+	if err := s.RecordAttempt(outID, 0, surb, token, s.opts.Now()); err != nil {
 		t.Fatal(err)
 	}
 

@@ -13,10 +13,13 @@
 //   - MessageKey and LinkKey give copies of the keys (wipe them with Zero);
 //     Contacts gives the cards, whose keys Open in client/message tries.
 //   - Sending: Enqueue the sealed fragments; RecordAttempt before each
-//     packet leaves (so an ACK that arrives after a crash is recognised);
-//     Acknowledge when an ACK comes back on a SURB; FailMessage when the
-//     ARQ gives up; PendingFragments and SealedFragment to resume after a
-//     start.
+//     packet leaves, with the SURB's decryption token (so an ACK that
+//     arrives after a crash is recognised, and SURBToken lets it be
+//     authenticated); Acknowledge when an ACK comes back on a SURB;
+//     FailMessage when the ARQ gives up; PendingFragments and
+//     SealedFragment to resume after a start. A fragment's tokens are
+//     deleted when it is acknowledged and when its message is delivered,
+//     failed or removed.
 //   - Receiving: HoldFragment for each opened fragment before its mailbox
 //     copy is acknowledged to the provider, SaveMessage when the
 //     Reassembler completes a message (it also marks the message seen and
@@ -100,7 +103,9 @@
 //
 // The master key, its subkeys and the identity keys live in fixed-size
 // arrays that Close wipes; the passphrase stays the caller's (wipe it after
-// Open). Limits: x/crypto's AEAD keeps its own copy of the value key, and
-// decrypted records (contacts, messages) are ordinary slices left to the
-// garbage collector.
+// Open). SURB tokens are wiped from the buffers that carry them through
+// RecordAttempt, SURBToken and Acknowledge; the copy SURBToken returns is
+// the caller's to wipe. Limits: x/crypto's AEAD keeps its own copy of the
+// value key, and other decrypted records (contacts, messages) are ordinary
+// slices left to the garbage collector.
 package store

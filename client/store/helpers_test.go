@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/rand"
 	"path/filepath"
 	"testing"
@@ -54,4 +55,12 @@ func randomID() message.MessageID {
 	var id message.MessageID
 	rand.Read(id[:])
 	return id
+}
+
+// testToken is a SURB decryption token for tests: 320 bytes (five hops)
+// derived from surb.
+func testToken(surb SURBID) []byte {
+	tok := bytes.Repeat([]byte("surb token "), 30)[:320]
+	copy(tok, surb[:])
+	return tok
 }

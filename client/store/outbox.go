@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -41,6 +42,10 @@ func (s OutboxStatus) String() string {
 // maxSURBsPerFragment bounds the SURB IDs remembered per fragment; the
 // oldest is forgotten beyond it (its SURB has long expired by then).
 const maxSURBsPerFragment = 32
+
+// MaxTokenLength bounds an attempt's SURB decryption token: the length
+// sphinx.NewSURB returns for the longest path a geometry allows.
+const MaxTokenLength = (sphinx.MaxHops + 1) * sphinx.SURBKeyMaterialLength
 
 // OutboxMessage is a message the user sent, as its fragments make their way.
 type OutboxMessage struct {
@@ -86,6 +91,19 @@ type Ack struct {
 
 func fragKey(id message.MessageID, index int) []byte {
 	return binary.BigEndian.AppendUint32(append([]byte(nil), id[:]...), uint32(index))
+}
+
+// fragKeyLength is the length of fragKey's result.
+const fragKeyLength = message.MessageIDSize + 4
+
+// decodeSURBRecord splits a SURB record (table tSURBs): fragKey || token,
+// the fragment an attempt's ACK acknowledges and the attempt's SURB
+// decryption token while the fragment is unacknowledged (empty after).
+func decodeSURBRecord(v []byte) (ref, token []byte, err error) {
+	if len(v) < fragKeyLength || len(v) > fragKeyLength+MaxTokenLength {
+		return nil, nil, ErrCorrupt
+	}
+	return v[:fragKeyLength], v[fragKeyLength:], nil
 }
 
 func encodeOutbox(m *OutboxMessage) []byte {
@@ -276,12 +294,18 @@ func (s *Store) PendingFragments() ([]FragmentState, error) {
 }
 
 // RecordAttempt durably records that a fragment is about to be sent with
-// the SURB surb for its ACK, due by deadline. Call it before the packet
-// leaves, so that an ACK arriving after a crash is still recognised. Earlier
-// attempts' SURBs stay valid: a late ACK on any of them counts. It returns
-// ErrNotFound if the fragment is not pending and ErrExists if surb is
-// already in use.
-func (s *Store) RecordAttempt(id message.MessageID, index int, surb SURBID, deadline time.Time) error {
+// the SURB surb for its ACK, due by deadline, and keeps the SURB's
+// decryption token (a secret, sealed like every value; the store keeps
+// its own copy) so that an ACK can be authenticated after a restart
+// (SURBToken). Call it before the packet leaves, so that an ACK arriving
+// after a crash is still recognised. Earlier attempts' SURBs stay valid: a
+// late ACK on any of them counts. It returns ErrInvalid for a token that
+// is empty or longer than MaxTokenLength, ErrNotFound if the fragment is
+// not pending and ErrExists if surb is already in use.
+func (s *Store) RecordAttempt(id message.MessageID, index int, surb SURBID, token []byte, deadline time.Time) error {
+	if len(token) == 0 || len(token) > MaxTokenLength {
+		return fmt.Errorf("%w: a SURB token of %d bytes", ErrInvalid, len(token))
+	}
 	return s.update(func(t txn) error {
 		f, err := t.fragState(id, index)
 		if err != nil {
@@ -304,27 +328,58 @@ func (s *Store) RecordAttempt(id message.MessageID, index int, surb SURBID, dead
 		f.SURBs = append(f.SURBs, surb)
 		f.Attempts++
 		f.NextDeadline = deadline
-		if err := t.put(tSURBs, surb[:], fragKey(id, index)); err != nil {
+		rec := append(fragKey(id, index), token...)
+		err = t.put(tSURBs, surb[:], rec)
+		clear(rec)
+		if err != nil {
 			return err
 		}
 		return t.put(tARQ, fragKey(id, index), encodeFragState(&f))
 	})
 }
 
-// Acknowledge durably marks delivered the fragment whose ACK came back on
-// surb. When that completes the message, its status becomes Delivered and
-// its fragments, ARQ state and SURB IDs are dropped. An ACK on a SURB the
-// store does not know (never recorded, or its message already finished) is
-// ErrNotFound; callers count it and move on.
-func (s *Store) Acknowledge(surb SURBID) (Ack, error) {
-	var ack Ack
-	err := s.update(func(t txn) error {
-		ref, err := t.get(tSURBs, surb[:])
+// SURBToken returns a copy of the decryption token RecordAttempt kept for
+// the SURB surb, for the caller to authenticate an ACK with (and then
+// wipe). It is ErrNotFound once the fragment is acknowledged or its
+// message finished, and for a SURB the store does not know.
+func (s *Store) SURBToken(surb SURBID) ([]byte, error) {
+	var token []byte
+	err := s.view(func(t txn) error {
+		v, err := t.get(tSURBs, surb[:])
 		if err != nil {
 			return err
 		}
-		if len(ref) != message.MessageIDSize+4 {
-			return ErrCorrupt
+		defer clear(v)
+		_, tok, err := decodeSURBRecord(v)
+		if err != nil {
+			return err
+		}
+		if len(tok) == 0 {
+			return ErrNotFound
+		}
+		token = bytes.Clone(tok)
+		return nil
+	})
+	return token, err
+}
+
+// Acknowledge durably marks delivered the fragment whose ACK came back on
+// surb, and drops the SURB tokens of all its attempts. When that completes
+// the message, its status becomes Delivered and its fragments, ARQ state
+// and SURB IDs are dropped. An ACK on a SURB the store does not know (never
+// recorded, or its message already finished) is ErrNotFound; callers count
+// it and move on.
+func (s *Store) Acknowledge(surb SURBID) (Ack, error) {
+	var ack Ack
+	err := s.update(func(t txn) error {
+		v, err := t.get(tSURBs, surb[:])
+		if err != nil {
+			return err
+		}
+		defer clear(v)
+		ref, _, err := decodeSURBRecord(v)
+		if err != nil {
+			return err
 		}
 		copy(ack.ID[:], ref)
 		ack.Index = int(binary.BigEndian.Uint32(ref[message.MessageIDSize:]))
@@ -348,15 +403,25 @@ func (s *Store) Acknowledge(surb SURBID) (Ack, error) {
 			if err := t.finish(&m); err != nil {
 				return err
 			}
-		} else if err := t.put(tARQ, fragKey(f.ID, f.Index), encodeFragState(&f)); err != nil {
-			return err
+		} else {
+			if err := t.put(tARQ, fragKey(f.ID, f.Index), encodeFragState(&f)); err != nil {
+				return err
+			}
+			// The SURB IDs stay, so that a late ACK on another attempt
+			// reads as a duplicate; their tokens go.
+			for _, sb := range f.SURBs {
+				if err := t.put(tSURBs, sb[:], fragKey(f.ID, f.Index)); err != nil {
+					return err
+				}
+			}
 		}
 		return t.put(tOutbox, m.ID[:], encodeOutbox(&m))
 	})
 	return ack, err
 }
 
-// finish drops a message's fragments, ARQ state and SURB IDs.
+// finish drops a message's fragments, ARQ state and SURB IDs (with their
+// tokens).
 func (t txn) finish(m *OutboxMessage) error {
 	for i := range m.Fragments {
 		f, err := t.fragState(m.ID, i)
@@ -379,8 +444,8 @@ func (t txn) finish(m *OutboxMessage) error {
 }
 
 // FailMessage gives up on a pending message: its status becomes Failed and
-// its fragments, ARQ state and SURB IDs are dropped. ErrNotFound if there
-// is no such pending message.
+// its fragments, ARQ state, SURB IDs and SURB tokens are dropped.
+// ErrNotFound if there is no such pending message.
 func (s *Store) FailMessage(id message.MessageID) error {
 	return s.update(func(t txn) error {
 		m, err := t.outbox(id)
@@ -398,7 +463,8 @@ func (s *Store) FailMessage(id message.MessageID) error {
 	})
 }
 
-// RemoveOutbox forgets an outbox message entirely, whatever its status.
+// RemoveOutbox forgets an outbox message entirely, whatever its status
+// (SURB tokens included).
 func (s *Store) RemoveOutbox(id message.MessageID) error {
 	return s.update(func(t txn) error {
 		m, err := t.outbox(id)

@@ -57,7 +57,7 @@ const (
 	tOutbox    = "outbox"    // message ID → outbox message
 	tFragments = "fragments" // message ID || index → sealed fragment
 	tARQ       = "arq"       // message ID || index → fragment ARQ state
-	tSURBs     = "surbs"     // SURB ID → message ID || index
+	tSURBs     = "surbs"     // SURB ID → message ID || index || SURB token (until acknowledged)
 	tInbox     = "inbox"     // sequence → inbox entry (no body)
 	tBodies    = "bodies"    // sequence → message body
 	tSeen      = "seen"      // sender key || message ID → time
