@@ -66,9 +66,10 @@
 // reaches only the supervising program, which then stops the daemons in
 // order: clients, then mixes and providers, then authorities, each with
 // SIGTERM and, after the daemons' own drain bound and a margin, SIGKILL.
-// The kernel kills them (PR_SET_PDEATHSIG) if the supervisor dies without
-// stopping them. A process that exits without being told to is reported
-// on Crashes, and WaitReady fails at once with the end of its log.
+// On Linux the kernel kills them (PR_SET_PDEATHSIG) if the supervisor
+// dies without stopping them. A process that exits without being told to
+// is reported on Crashes, and WaitReady fails at once with the end of its
+// log.
 //
 // Ports are chosen once, below the kernel's ephemeral range, and kept in
 // testnet.json, so a restarted network listens where its documents and
