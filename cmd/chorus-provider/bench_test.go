@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chorus-mixnet/chorus/cmd/internal/daemon/daemontest"
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/mix/link"
 )
@@ -25,19 +27,19 @@ import (
 // (each client holds a file descriptor in the test process and one in the
 // provider; mind ulimit -n).
 func BenchmarkIdleClients(b *testing.B) {
-	bin := buildBinary(b)
+	bin := daemontest.Build(b)
 	n := startNetwork(b)
-	listen, metrics := freeAddr(b), freeAddr(b)
-	config := writeFile(b, n.config(filepath.Join(b.TempDir(), "data"), listen, metrics, `
+	listen, metrics := daemontest.FreeAddr(b), daemontest.FreeAddr(b)
+	config := daemontest.WriteFile(b, "provider.toml", n.config(filepath.Join(b.TempDir(), "data"), listen, metrics, `
 [registration]
 policy = "open"
 per_address_limit = 1000000
 [clients]
 max_clients = 1000000
 `))
-	proc := startProcess(b, bin, config)
+	proc := daemontest.Start(b, exec.Command(bin, "-config", config))
 	doc := n.document()
-	waitReady(b, metrics, proc)
+	proc.WaitHTTP(metrics, "/readyz")
 	peer := doc.Providers[0].LinkKey
 
 	// Keys first: generating them is not the provider's cost.
@@ -108,7 +110,5 @@ max_clients = 1000000
 	b.Logf("%d idle clients: heap %.1f MiB → %.1f MiB, stacks %.1f → %.1f MiB, RSS %.1f → %.1f MiB, goroutines %.0f → %.0f",
 		b.N, before.heap/(1<<20), after.heap/(1<<20), before.stack/(1<<20), after.stack/(1<<20),
 		before.rss/(1<<20), after.rss/(1<<20), before.goroutines, after.goroutines)
-	if code := proc.stop(); code != 0 {
-		b.Errorf("after SIGTERM: exit %d", code)
-	}
+	proc.Stop()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	mrand "math/rand/v2"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chorus-mixnet/chorus/cmd/internal/daemon/daemontest"
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/mix/link"
 )
@@ -69,11 +71,11 @@ func (s *session) drop() {
 // message whose acknowledgement the provider handled is ever delivered
 // again.
 func TestKill9Durability(t *testing.T) {
-	bin := buildBinary(t)
+	bin := daemontest.Build(t)
 	n := startNetwork(t)
 	dir := t.TempDir()
-	listen, metrics := freeAddr(t), freeAddr(t)
-	config := writeFile(t, n.config(filepath.Join(dir, "data"), listen, metrics, `
+	listen, metrics := daemontest.FreeAddr(t), daemontest.FreeAddr(t)
+	config := daemontest.WriteFile(t, "provider.toml", n.config(filepath.Join(dir, "data"), listen, metrics, `
 [clients]
 # The test's clients go as fast as the test needs; rate limits would
 # refuse some acknowledgements and muddle what the test counts.
@@ -93,9 +95,9 @@ control_burst = 1000000
 			t.Fatalf("users add: exit %d", code)
 		}
 	}
-	proc := startProcess(t, bin, config)
+	proc := daemontest.Start(t, exec.Command(bin, "-config", config))
 	doc := n.document()
-	waitReady(t, metrics, proc)
+	proc.WaitHTTP(metrics, "/readyz")
 	prov := doc.Providers[0]
 	pk := &packets{t: t, geo: n.geo, doc: doc}
 	rcpt := recipient.Public().MailboxID()
@@ -204,7 +206,7 @@ control_burst = 1000000
 		deadline := time.Now().Add(120 * time.Second)
 		for !cond() {
 			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s; provider log:\n%s", what, proc.log.String())
+				t.Fatalf("timed out waiting for %s; provider log:\n%s", what, proc.Log())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -216,9 +218,9 @@ control_burst = 1000000
 		waitProgress(strconv.Itoa(target)+" ACKs", func() bool { return len(acked()) >= target })
 		// Somewhere in the middle of storing, acknowledging and retrieving.
 		time.Sleep(time.Duration(mrand.Int64N(int64(50 * time.Millisecond))))
-		proc.kill()
+		proc.Kill()
 		t.Logf("kill %d: %d sent, %d ACKs left the provider", k, sent.Load(), len(acked()))
-		proc = startProcess(t, bin, config)
+		proc = daemontest.Start(t, exec.Command(bin, "-config", config))
 	}
 	target := len(acked()) + 20
 	waitProgress("ACKs after the last restart", func() bool { return len(acked()) >= target })
@@ -263,9 +265,7 @@ control_burst = 1000000
 	if v := scrape(t, metrics, "chorus_provider_rate_limited_total", `command="ack"`); v != 0 {
 		t.Errorf("%v acknowledgements were rate-limited", v)
 	}
-	if code := proc.stop(); code != 0 {
-		t.Errorf("after SIGTERM: exit %d", code)
-	}
+	proc.Stop()
 }
 
 type nopWriter struct{}

@@ -2,24 +2,19 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chorus-mixnet/chorus/cmd/internal/daemon/daemontest"
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/mix/link"
 	"github.com/chorus-mixnet/chorus/mix/sphinx"
@@ -379,153 +374,11 @@ func (p *packets) userPayload(entry []byte) ([]byte, error) {
 	return d.Payload[2+p.geo.SURBLength():], nil
 }
 
-// buildBinary builds chorus-provider into a temporary directory.
-func buildBinary(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "chorus-provider")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func writeFile(t testing.TB, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "provider.toml")
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func exitCode(err error) int {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
-}
-
-// process is a running chorus-provider.
-type process struct {
-	t      testing.TB
-	cmd    *exec.Cmd
-	exited chan error
-	log    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startProcess(t testing.TB, bin, config string) *process {
-	t.Helper()
-	p := &process{t: t, cmd: exec.Command(bin, "-config", config), exited: make(chan error, 1), log: &syncBuffer{}}
-	p.cmd.Stderr = p.log
-	p.cmd.Stdout = p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.exited <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-		if t.Failed() {
-			t.Logf("provider log:\n%s", p.log.String())
-		}
-	})
-	return p
-}
-
-// kill kills the process with SIGKILL and waits for it.
-func (p *process) kill() {
-	p.cmd.Process.Kill()
-	select {
-	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		p.t.Fatal("killed provider did not exit")
-	}
-	p.exited <- errors.New("killed")
-}
-
-// stop sends SIGTERM and returns the exit code.
-func (p *process) stop() int {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.exited:
-		p.exited <- err
-		return exitCode(err)
-	case <-time.After(60 * time.Second):
-		p.t.Fatalf("provider did not stop after SIGTERM; log:\n%s", p.log.String())
-		return -1
-	}
-}
-
-// get fetches path from the metrics listener: status and body.
-func get(addr, path string) (int, string, error) {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + addr + path)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
-// waitReady waits for /readyz to answer 200.
-func waitReady(t testing.TB, metrics string, p *process) {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	var last string
-	for {
-		code, body, err := get(metrics, "/readyz")
-		if err == nil && code == http.StatusOK {
-			return
-		}
-		last = fmt.Sprint(code, " ", strings.TrimSpace(body), err)
-		if time.Now().After(deadline) {
-			t.Fatalf("provider not ready: %s; log:\n%s", last, p.log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // scrape returns the value of an unlabelled metric line "name value", or
 // of the line "name{labels} value" when labels is given.
 func scrape(t testing.TB, metrics, name, labels string) float64 {
 	t.Helper()
-	_, body, err := get(metrics, "/metrics")
+	_, body, err := daemontest.Get(metrics, "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

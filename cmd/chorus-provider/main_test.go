@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chorus-mixnet/chorus/cmd/internal/daemon"
+	"github.com/chorus-mixnet/chorus/cmd/internal/daemon/daemontest"
 	"github.com/chorus-mixnet/chorus/mix"
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/mix/link"
@@ -58,54 +59,37 @@ address = ""
 `
 }
 
-var badConfigs = []struct {
-	name, body, key string
-}{
-	{"unknown key", "colour = \"red\"\n", "colour"},
-	{"unknown nested key", "[mailboxes]\nmax_agee = \"1h\"\n", "mailboxes.max_agee"},
-	{"bare integer duration", "[mailboxes]\nmax_age = 20\n", "mailboxes.max_age"},
-	{"bad policy", "[registration]\npolicy = \"maybe\"\n", "registration.policy"},
-	{"missing data_dir", "", "data_dir"},
-	{"missing name", "", "name"},
-	{"missing addresses", "", "addresses"},
-	{"missing genesis", "", "epoch.genesis"},
-	{"missing authorities", "", "authorities"},
-	{"bad address", "addresses = [\"udp://x:1\"]\n", "addresses[0]"},
-	{"bad listen", "listen = \"nowhere\"\n", "listen"},
-	{"open without limit", "[registration]\npolicy = \"open\"\nper_address_limit = 0\n", "registration.per_address_limit"},
-	{"negative max_messages", "[mailboxes]\nmax_messages = -1\n", "mailboxes.max_messages"},
-	{"zero store workers", "[mailboxes]\nstore_workers = 0\n", "mailboxes.store_workers"},
-	{"zero max clients", "[clients]\nmax_clients = 0\n", "clients.max_clients"},
-	{"drain longer than shutdown", "drain_timeout = \"1m\"\n", "drain_timeout"},
+var badConfigs = []daemontest.Invalid{
+	{Name: "unknown key", Body: "colour = \"red\"\n", Key: "colour"},
+	{Name: "unknown nested key", Body: "[mailboxes]\nmax_agee = \"1h\"\n", Key: "mailboxes.max_agee"},
+	{Name: "bare integer duration", Body: "[mailboxes]\nmax_age = 20\n", Key: "mailboxes.max_age"},
+	{Name: "bad policy", Body: "[registration]\npolicy = \"maybe\"\n", Key: "registration.policy"},
+	{Name: "missing data_dir", Body: "", Key: "data_dir"},
+	{Name: "missing name", Body: "", Key: "name"},
+	{Name: "missing addresses", Body: "", Key: "addresses"},
+	{Name: "missing genesis", Body: "", Key: "epoch.genesis"},
+	{Name: "missing authorities", Body: "", Key: "authorities"},
+	{Name: "bad address", Body: "addresses = [\"udp://x:1\"]\n", Key: "addresses[0]"},
+	{Name: "bad listen", Body: "listen = \"nowhere\"\n", Key: "listen"},
+	{Name: "open without limit", Body: "[registration]\npolicy = \"open\"\nper_address_limit = 0\n", Key: "registration.per_address_limit"},
+	{Name: "negative max_messages", Body: "[mailboxes]\nmax_messages = -1\n", Key: "mailboxes.max_messages"},
+	{Name: "zero store workers", Body: "[mailboxes]\nstore_workers = 0\n", Key: "mailboxes.store_workers"},
+	{Name: "zero max clients", Body: "[clients]\nmax_clients = 0\n", Key: "clients.max_clients"},
+	{Name: "drain longer than shutdown", Body: "drain_timeout = \"1m\"\n", Key: "drain_timeout"},
 }
+
+func TestMain(m *testing.M) { daemontest.Main(m) }
 
 // TestValidate runs the main logic in process: -validate exits 2 and
 // names the offending key.
 func TestValidate(t *testing.T) {
-	for _, tc := range badConfigs {
-		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run([]string{"-config", writeFile(t, tc.body), "-validate"}, &stdout, &stderr)
-			if code != daemon.ExitUsage {
-				t.Errorf("exit %d, want %d", code, daemon.ExitUsage)
-			}
-			if !strings.Contains(stderr.String(), tc.key+":") {
-				t.Errorf("stderr does not name %q:\n%s", tc.key, stderr.String())
-			}
-		})
-	}
-	var stdout, stderr bytes.Buffer
-	if code := run([]string{"-config", writeFile(t, validConfig(t.TempDir())), "-validate"}, &stdout, &stderr); code != daemon.ExitOK {
-		t.Errorf("valid config: exit %d: %s", code, stderr.String())
-	}
-	if code := run([]string{"-config", exampleConfig, "-validate"}, &stdout, &stderr); code != daemon.ExitOK {
-		t.Errorf("example config: exit %d: %s", code, stderr.String())
-	}
+	daemontest.CheckInvalid(t, run, badConfigs)
+	daemontest.CheckValid(t, run, daemontest.WriteFile(t, "provider.toml", validConfig(t.TempDir())), exampleConfig)
 }
 
 // TestUsersCommand adds, lists and removes client keys in process.
 func TestUsersCommand(t *testing.T) {
-	cfg := writeFile(t, validConfig(t.TempDir()))
+	cfg := daemontest.WriteFile(t, "provider.toml", validConfig(t.TempDir()))
 	users := func(args ...string) (int, string, string) {
 		var stdout, stderr bytes.Buffer
 		code := run(append([]string{"users"}, args...), &stdout, &stderr)
@@ -143,7 +127,7 @@ func TestUsersCommand(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{}, {"frob", "-config", cfg}, {"add", "-config", cfg}, {"add", "-config", cfg, "not-a-key"},
-		{"list", "-config", cfg, texts[0]}, {"add", texts[0]}, {"list", "-config", writeFile(t, "colour = 1\n")},
+		{"list", "-config", cfg, texts[0]}, {"add", texts[0]}, {"list", "-config", daemontest.WriteFile(t, "provider.toml", "colour = 1\n")},
 	} {
 		if code, _, stderr := users(args...); code != daemon.ExitUsage || !strings.Contains(stderr, "usage") && !strings.Contains(stderr, "config") {
 			t.Errorf("users %q: exit %d, want %d: %s", args, code, daemon.ExitUsage, stderr)
@@ -157,27 +141,15 @@ func TestUsersCommand(t *testing.T) {
 // is served and one that is refused, the users subcommand refused while
 // the provider runs, and a clean stop on SIGTERM with the keys kept.
 func TestBinary(t *testing.T) {
-	bin := buildBinary(t)
-	for _, tc := range badConfigs[:5] {
-		out, err := exec.Command(bin, "-config", writeFile(t, tc.body), "-validate").CombinedOutput()
-		if code := exitCode(err); code != 2 || !strings.Contains(string(out), tc.key+":") {
-			t.Errorf("%s: exit %d, output %q; want exit 2 naming %q", tc.name, code, out, tc.key)
-		}
-	}
-	if out, err := exec.Command(bin, "-config", exampleConfig, "-validate").CombinedOutput(); err != nil {
-		t.Errorf("example config: %v\n%s", err, out)
-	}
-	if out, err := exec.Command(bin, "-version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "chorus-provider ") {
-		t.Errorf("-version: %v %q", err, out)
-	}
-	if err := exec.Command(bin).Run(); exitCode(err) != 2 {
-		t.Errorf("no flags: %v, want exit 2", err)
-	}
+	bin := daemontest.Build(t)
+	daemontest.CheckInvalid(t, daemontest.Binary(bin), badConfigs[:5])
+	daemontest.CheckValid(t, daemontest.Binary(bin), exampleConfig)
+	daemontest.CheckFlags(t, daemontest.Binary(bin), "chorus-provider")
 
 	n := startNetwork(t)
 	dir := t.TempDir()
-	listen, metrics := freeAddr(t), freeAddr(t)
-	config := writeFile(t, n.config(filepath.Join(dir, "data"), listen, metrics, ""))
+	listen, metrics := daemontest.FreeAddr(t), daemontest.FreeAddr(t)
+	config := daemontest.WriteFile(t, "provider.toml", n.config(filepath.Join(dir, "data"), listen, metrics, ""))
 	client, err := keys.GenerateLinkKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -186,10 +158,10 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("users add: %v\n%s", err, out)
 	}
 
-	p := startProcess(t, bin, config)
+	p := daemontest.Start(t, exec.Command(bin, "-config", config))
 	doc := n.document()
-	waitReady(t, metrics, p)
-	if code, body, err := get(metrics, "/healthz"); err != nil || code != http.StatusOK {
+	p.WaitHTTP(metrics, "/readyz")
+	if code, body, err := daemontest.Get(metrics, "/healthz"); err != nil || code != http.StatusOK {
 		t.Fatalf("/healthz: %d %q %v", code, body, err)
 	}
 	if st, err := os.Stat(filepath.Join(dir, "data")); err != nil || st.Mode().Perm() != 0o700 {
@@ -201,7 +173,7 @@ func TestBinary(t *testing.T) {
 		}
 	}
 	prov := doc.Providers[0]
-	if !strings.Contains(p.log.String(), keyText(prov.LinkKey)) {
+	if !strings.Contains(p.Log(), keyText(prov.LinkKey)) {
 		t.Errorf("link key not logged at start")
 	}
 
@@ -231,34 +203,34 @@ func TestBinary(t *testing.T) {
 		t.Errorf("refusals{closed} = %v", v)
 	}
 	for _, m := range []string{"chorus_provider_clients_connected", "chorus_provider_spool_fsync_seconds_count", "chorus_mix_packets_in_total"} {
-		if _, body, _ := get(metrics, "/metrics"); !strings.Contains(body, m) {
+		if _, body, _ := daemontest.Get(metrics, "/metrics"); !strings.Contains(body, m) {
 			t.Errorf("/metrics lacks %s", m)
 		}
 	}
 	// The registry is locked while the provider runs.
 	out, err := exec.Command(bin, "users", "list", "-config", config).CombinedOutput()
-	if exitCode(err) != 1 || !strings.Contains(string(out), "stop chorus-provider first") {
+	if daemontest.ExitCode(err) != 1 || !strings.Contains(string(out), "stop chorus-provider first") {
 		t.Errorf("users list while running: %v %q", err, out)
 	}
-	if code := p.stop(); code != 0 {
-		t.Fatalf("after SIGTERM: exit %d; log:\n%s", code, p.log.String())
+	if !p.Stop() {
+		t.FailNow()
 	}
-	if !strings.Contains(p.log.String(), "provider: stopped") {
-		t.Errorf("no clean stop in the log:\n%s", p.log.String())
+	if !strings.Contains(p.Log(), "provider: stopped") {
+		t.Errorf("no clean stop in the log:\n%s", p.Log())
 	}
 	// Nothing about the client at info level: neither its key nor its
 	// address.
-	if log := p.log.String(); strings.Contains(log, keyText(client.Public())) || strings.Contains(log, clientAddr) {
+	if log := p.Log(); strings.Contains(log, keyText(client.Public())) || strings.Contains(log, clientAddr) {
 		t.Errorf("the log names a client:\n%s", log)
 	}
 
 	// A restart keeps its keys.
-	p = startProcess(t, bin, config)
-	waitReady(t, metrics, p)
-	if !strings.Contains(p.log.String(), keyText(prov.LinkKey)) {
+	p = daemontest.Start(t, exec.Command(bin, "-config", config))
+	p.WaitHTTP(metrics, "/readyz")
+	if !strings.Contains(p.Log(), keyText(prov.LinkKey)) {
 		t.Errorf("link key changed across a restart")
 	}
-	if code := p.stop(); code != 0 {
-		t.Fatalf("after SIGTERM: exit %d", code)
+	if !p.Stop() {
+		t.FailNow()
 	}
 }

@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,6 +20,7 @@ import (
 	"github.com/chorus-mixnet/chorus/client/api"
 	"github.com/chorus-mixnet/chorus/client/clienttest"
 	"github.com/chorus-mixnet/chorus/cmd/internal/daemon"
+	"github.com/chorus-mixnet/chorus/cmd/internal/daemon/daemontest"
 	"github.com/chorus-mixnet/chorus/mix/link"
 	"github.com/chorus-mixnet/chorus/pki"
 	"github.com/chorus-mixnet/chorus/pki/epoch"
@@ -68,49 +67,31 @@ func TestProviderID(t *testing.T) {
 	}
 }
 
-var badConfigs = []struct {
-	name, body, key string
-}{
-	{"unknown key", "colour = \"red\"\n", "colour"},
-	{"unknown nested key", "[arq]\nslak = \"1s\"\n", "arq.slak"},
-	{"bare integer duration", "[arq]\nslack = 5\n", "arq.slack"},
-	{"missing provider", "", "provider.id"},
-	{"missing provider address", "", "provider.address"},
-	{"missing link key", "", "provider.link_key"},
-	{"missing authorities", "", "authorities"},
-	{"missing genesis", "", "epoch.genesis"},
-	{"bad provider id", "[provider]\nid = \"nope\"\n", "provider.id"},
-	{"no surb", "[geometry]\nwith_surb = false\n", "geometry.with_surb"},
-	{"too many attempts", "[arq]\nmax_attempts = 33\n", "arq.max_attempts"},
-	{"threshold", "threshold = 2\n[[authorities]]\nname = \"a\"\nidentity_key = \"7xKg9AnDtFBfCcAIHPIYZfV0STow/CR5kGautTuNHFc=\"\n", "threshold"},
+var badConfigs = []daemontest.Invalid{
+	{Name: "unknown key", Body: "colour = \"red\"\n", Key: "colour"},
+	{Name: "unknown nested key", Body: "[arq]\nslak = \"1s\"\n", Key: "arq.slak"},
+	{Name: "bare integer duration", Body: "[arq]\nslack = 5\n", Key: "arq.slack"},
+	{Name: "missing provider", Body: "", Key: "provider.id"},
+	{Name: "missing provider address", Body: "", Key: "provider.address"},
+	{Name: "missing link key", Body: "", Key: "provider.link_key"},
+	{Name: "missing authorities", Body: "", Key: "authorities"},
+	{Name: "missing genesis", Body: "", Key: "epoch.genesis"},
+	{Name: "bad provider id", Body: "[provider]\nid = \"nope\"\n", Key: "provider.id"},
+	{Name: "no surb", Body: "[geometry]\nwith_surb = false\n", Key: "geometry.with_surb"},
+	{Name: "too many attempts", Body: "[arq]\nmax_attempts = 33\n", Key: "arq.max_attempts"},
+	{Name: "threshold", Body: "threshold = 2\n[[authorities]]\nname = \"a\"\nidentity_key = \"7xKg9AnDtFBfCcAIHPIYZfV0STow/CR5kGautTuNHFc=\"\n", Key: "threshold"},
 }
 
-func writeFile(t *testing.T, name, body string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+func TestMain(m *testing.M) { daemontest.Main(m) }
+
+// writeFile and buildBinary serve tty_linux_test.go too.
+func writeFile(t *testing.T, name, body string) string { return daemontest.WriteFile(t, name, body) }
+func buildBinary(t *testing.T) string                  { return daemontest.Build(t) }
 
 // TestValidate runs the main logic in process: -validate exits 2 and names
 // the offending key.
 func TestValidate(t *testing.T) {
-	for _, tc := range badConfigs {
-		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := daemon.Main(daemon.Program{Name: "chorusd", Args: []string{"-config", writeFile(t, "c.toml", tc.body), "-validate"},
-				Stdout: &stdout, Stderr: &stderr, Config: defaultFileConfig(),
-				Build: func(daemon.Env) (daemon.Service, error) { return nil, errors.New("built") }})
-			if code != daemon.ExitUsage {
-				t.Errorf("exit %d, want %d", code, daemon.ExitUsage)
-			}
-			if !strings.Contains(stderr.String(), tc.key+":") {
-				t.Errorf("stderr does not name %q:\n%s", tc.key, stderr.String())
-			}
-		})
-	}
+	daemontest.CheckInvalid(t, daemontest.InProcess("chorusd", func() daemon.Config { return defaultFileConfig() }), badConfigs)
 }
 
 // testNet is a clienttest network served over TCP links, standing in for
@@ -168,30 +149,6 @@ slack = "2s"
 name = "test"
 identity_key = %q
 `, dir, extra, hex.EncodeToString(id[:]), tn.addr, lk, tn.sched.Genesis().Format(time.RFC3339), ak)
-}
-
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "chorusd")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func exitCode(err error) int {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
 }
 
 // proc is a running chorusd.
@@ -265,7 +222,7 @@ func (p *proc) stop(t *testing.T) {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-p.exited:
-		if code := exitCode(err); code != 0 {
+		if code := daemontest.ExitCode(err); code != 0 {
 			t.Errorf("after SIGTERM: exit %d; stderr:\n%s", code, p.stderr)
 		}
 	case <-time.After(40 * time.Second):
@@ -294,12 +251,8 @@ var fastParameters = pki.Parameters{
 // a passphrase file, opens the state again.
 func TestBinary(t *testing.T) {
 	bin := buildBinary(t)
-	if out, err := exec.Command(bin, "-config", exampleConfig, "-validate").CombinedOutput(); err != nil {
-		t.Errorf("example config: %v\n%s", err, out)
-	}
-	if out, err := exec.Command(bin, "-version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "chorusd ") {
-		t.Errorf("-version: %v %q", err, out)
-	}
+	daemontest.CheckValid(t, daemontest.Binary(bin), exampleConfig)
+	daemontest.CheckFlags(t, daemontest.Binary(bin), "chorusd")
 	tn := startNet(t, fastParameters)
 	ctx := context.Background()
 	aliceDir := filepath.Join(t.TempDir(), "alice")
@@ -389,7 +342,7 @@ func TestBinary(t *testing.T) {
 	wrong := start(t, bin, aliceCfg, aliceDir, PassphraseEnv+"=not "+alicePass)
 	select {
 	case err := <-wrong.exited:
-		if code := exitCode(err); code != 1 {
+		if code := daemontest.ExitCode(err); code != 1 {
 			t.Errorf("wrong passphrase: exit %d, want 1", code)
 		}
 	case <-time.After(30 * time.Second):
@@ -451,7 +404,7 @@ func TestBinary(t *testing.T) {
 	cmd.Env = filterEnv(os.Environ(), PassphraseEnv)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no controlling terminal
 	out, err := cmd.CombinedOutput()
-	if exitCode(err) != 1 || !strings.Contains(string(out), "no passphrase") {
+	if daemontest.ExitCode(err) != 1 || !strings.Contains(string(out), "no passphrase") {
 		t.Errorf("without a passphrase: %v\n%s", err, out)
 	}
 }
@@ -493,7 +446,7 @@ func TestIdleCPU(t *testing.T) {
 	bin := buildBinary(t)
 	tn := startNet(t, defaultParameters)
 	dir := filepath.Join(t.TempDir(), "idle")
-	metrics := "127.0.0.1:" + freePort(t)
+	metrics := daemontest.FreeAddr(t)
 	cfg := writeFile(t, "idle.toml", tn.config(dir, "")+fmt.Sprintf("[metrics]\naddress = %q\n", metrics))
 	p := start(t, bin, cfg, dir, PassphraseEnv+"=idle")
 	p.waitReady(t)
@@ -510,17 +463,6 @@ func TestIdleCPU(t *testing.T) {
 		t.Logf("  %s packets: %.0f (%.2f/s)", k, pkts1[k]-pkts0[k], (pkts1[k]-pkts0[k])/wall.Seconds())
 	}
 	p.stop(t)
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }
 
 // cpuTime is the user plus system time of process pid, all threads, from
