@@ -60,10 +60,7 @@ func TestShippedConfigs(t *testing.T) {
 	if len(programs) == 0 {
 		return
 	}
-	bin := t.TempDir()
-	if err := Build(ctx, src, bin, programs...); err != nil {
-		t.Fatal(err)
-	}
+	bin := SharedBinaries(t)
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".toml")
 		if !slices.Contains(programs, name) {
