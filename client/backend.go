@@ -77,7 +77,7 @@ func (c *Client) Status(ctx context.Context) (api.Status, error) {
 // Identity returns the user's own contact card: the provider, the
 // mailbox named by our link key, and our message key.
 func (c *Client) Identity(ctx context.Context) (api.Identity, error) {
-	return api.Identity{Card: c.card}, nil
+	return api.Identity{Card: c.card, LinkKey: c.linkKey.Public()}, nil
 }
 
 // AddContact adds a contact.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/chorus-mixnet/chorus/client/message"
+	"github.com/chorus-mixnet/chorus/mix/keys"
 )
 
 // Backend is what the API serves: the daemon core implements it, and
@@ -107,6 +108,10 @@ type Rates struct {
 type Identity struct {
 	// Card is the user's contact card; in JSON its encoded string.
 	Card message.Card `json:"card"`
+	// LinkKey is the public key chorusd authenticates to its provider with.
+	// A provider with closed registration lets a client in only after its
+	// operator has added this key (chorus-provider users add).
+	LinkKey keys.LinkPublicKey `json:"link_key"`
 }
 
 // Contact is someone the user can write to, as GET /v1/contacts lists it.

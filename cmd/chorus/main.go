@@ -3,7 +3,7 @@
 // client/api) on a Unix socket; chorusd must be running.
 //
 //	chorus status                      is chorusd connected? queues, rates
-//	chorus whoami                      your contact card, to give to others
+//	chorus whoami [--link-key]         your contact card, to give to others
 //	chorus contacts add NAME CARD      add someone from the card they gave you
 //	chorus contacts list               your contacts
 //	chorus contacts rm NAME            remove a contact
@@ -61,6 +61,8 @@ Commands:
                              the network epoch, queue sizes and traffic rates.
   whoami                     Print your contact card. Give it to the people
                              who should be able to write to you.
+  whoami --link-key          Print the key your provider knows you by; its
+                             operator adds it if registration is closed.
   contacts add NAME CARD     Add a contact under NAME (your own label, up to
                              64 characters) from the card they gave you.
   contacts list              List your contacts.
@@ -228,12 +230,23 @@ func (c *cli) status(ctx context.Context, args []string) error {
 }
 
 func (c *cli) whoami(ctx context.Context, args []string) error {
-	if err := noArgs("whoami", args); err != nil {
+	fs := flag.NewFlagSet("whoami", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	linkKey := fs.Bool("link-key", false, "")
+	if err := fs.Parse(args); err != nil {
+		return usagef("whoami: %v", err)
+	}
+	if err := noArgs("whoami", fs.Args()); err != nil {
 		return err
 	}
 	id, err := c.api.Identity(ctx)
 	if err != nil {
 		return err
+	}
+	if *linkKey {
+		k, _ := id.LinkKey.MarshalText()
+		fmt.Fprintln(c.stdout, string(k))
+		return nil
 	}
 	fmt.Fprintln(c.stdout, id.Card.Encode())
 	return nil

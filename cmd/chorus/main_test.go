@@ -13,12 +13,14 @@ import (
 
 	"github.com/chorus-mixnet/chorus/client/api"
 	"github.com/chorus-mixnet/chorus/client/message"
+	"github.com/chorus-mixnet/chorus/mix/keys"
 )
 
 // fakeBackend is a chorusd stand-in behind the real API server.
 type fakeBackend struct {
 	mu       sync.Mutex
 	card     message.Card
+	linkKey  keys.LinkPublicKey
 	contacts []api.Contact
 	sent     map[message.MessageID][]byte
 	inbox    []api.InboxMessage
@@ -34,14 +36,18 @@ func newFake(t *testing.T) *fakeBackend {
 	rand.Read(c.ProviderID[:])
 	rand.Read(c.MailboxID[:])
 	c.Key = k.Public()
-	return &fakeBackend{card: c, sent: map[message.MessageID][]byte{}, notify: make(chan struct{})}
+	lk, err := keys.GenerateLinkKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeBackend{card: c, linkKey: lk.Public(), sent: map[message.MessageID][]byte{}, notify: make(chan struct{})}
 }
 
 func (f *fakeBackend) Status(context.Context) (api.Status, error) {
 	return api.Status{Connected: true, Epoch: 42, Queues: api.Queues{Inbox: len(f.inbox)}, Rates: api.Rates{Send: 5, Loop: 0.5, Drop: 0.5, Retrieve: 1}}, nil
 }
 func (f *fakeBackend) Identity(context.Context) (api.Identity, error) {
-	return api.Identity{Card: f.card}, nil
+	return api.Identity{Card: f.card, LinkKey: f.linkKey}, nil
 }
 func (f *fakeBackend) AddContact(_ context.Context, name string, card message.Card) error {
 	f.mu.Lock()
@@ -187,6 +193,9 @@ func TestCommands(t *testing.T) {
 	if c, err := message.ParseCard(card); err != nil || !c.Equal(f.card) {
 		t.Errorf("whoami printed %q", card)
 	}
+	if got := strings.TrimSpace(ok("", "whoami", "--link-key")); got != linkKeyText(f.linkKey) {
+		t.Errorf("whoami --link-key printed %q", got)
+	}
 	ok("", "contacts", "add", "alice", card)
 	if out := ok("", "contacts", "list"); !strings.Contains(out, "alice\t"+card) {
 		t.Errorf("contacts list:\n%s", out)
@@ -305,4 +314,9 @@ func TestDefaultSocket(t *testing.T) {
 	if s := defaultSocket(); s != "/home/u/.chorus/chorusd.sock" {
 		t.Errorf("default: %q", s)
 	}
+}
+
+func linkKeyText(k keys.LinkPublicKey) string {
+	b, _ := k.MarshalText()
+	return string(b)
 }
