@@ -23,11 +23,12 @@ import (
 	"github.com/chorus-mixnet/chorus/pki/dirclient"
 	"github.com/chorus-mixnet/chorus/pki/epoch"
 	"github.com/chorus-mixnet/chorus/pki/pkitest"
+	"github.com/chorus-mixnet/chorus/provider/providertest"
 )
 
 // The test network: the provider under test ("provider-0"), one mix layer
 // with one mix ("mix-0-0") and a second provider ("provider-1"). The mix
-// and provider-1 are played by a relay in the test process with pkitest
+// and provider-1 are played by a providertest.Relay, with pkitest
 // keys: it accepts provider-0's links, removes mix-0-0's layer, and sends
 // packets for provider-0 back to it over a node link; packets for
 // provider-1 it unwraps again and hands to the test, which is how the
@@ -35,8 +36,8 @@ import (
 
 const (
 	provName  = "provider-0"
-	mixName   = "mix-0-0"
-	otherName = "provider-1"
+	mixName   = providertest.MixName
+	otherName = providertest.OtherName
 )
 
 var authority = pkitest.Identity("authority")
@@ -101,171 +102,11 @@ func (d *testDir) Document(_ context.Context, e uint64) (*pki.Document, []byte, 
 	return doc, raw, nil
 }
 
-// arrival is a packet that reached provider-1 through the relay.
-type arrival struct {
-	recipient   [sphinx.RecipientIDLength]byte
-	isReply     bool
-	surbID      [sphinx.SURBIDLength]byte
-	payload     []byte
-	fromAddress string
-}
-
-// relay plays mix-0-0 and provider-1.
-type relay struct {
-	t     testing.TB
-	ln    *link.Listener
-	geo   *sphinx.Geometry
-	epoch uint64
-
-	mu       sync.Mutex
-	provAddr string
-	out      *link.Conn // to provider-0, as mix-0-0
-	arrived  []arrival
-	onArrive func(arrival)
-	seen     int // packets from provider-0
-	stopped  bool
-	wg       sync.WaitGroup
-}
-
-func startRelay(t testing.TB, epoch uint64) *relay {
-	t.Helper()
-	geo, err := sphinx.NewGeometry(3, 2000, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := pkitest.Link(provName).Public()
-	ln, err := link.Listen(context.Background(), "tcp", "127.0.0.1:0", link.Config{
-		PrivateKey:   pkitest.Link(mixName),
-		PacketLength: geo.PacketLength(),
-		Authorize:    func(k keys.LinkPublicKey) bool { return k.Equal(want) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &relay{t: t, ln: ln, geo: geo, epoch: epoch}
-	r.wg.Go(r.accept)
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *relay) addr() string { return r.ln.Addr().String() }
-
-func (r *relay) stop() {
-	r.mu.Lock()
-	r.stopped = true
-	out := r.out
-	r.mu.Unlock()
-	r.ln.Close()
-	if out != nil {
-		out.Close()
-	}
-	r.wg.Wait()
-}
-
-func (r *relay) accept() {
-	for {
-		c, err := r.ln.Accept(context.Background())
-		if err != nil {
-			return
-		}
-		r.wg.Go(func() {
-			defer c.Close()
-			for {
-				cmd, err := c.Recv(context.Background())
-				if err != nil {
-					return
-				}
-				if sp, ok := cmd.(link.SendPacket); ok {
-					r.packet(append([]byte(nil), sp.Packet...))
-				}
-			}
-		})
-	}
-}
-
-// sphinxKey returns the pkitest key of name for the epochs around the
-// relay's.
-func (r *relay) unwrap(name string, pkt []byte) (*sphinx.Result, bool) {
-	for _, e := range []uint64{r.epoch, r.epoch + 1, r.epoch - 1} {
-		if res, err := sphinx.Unwrap(r.geo, pkitest.Sphinx(name, e), pkt); err == nil {
-			return res, true
-		}
-	}
-	return nil, false
-}
-
-func (r *relay) packet(pkt []byte) {
-	r.mu.Lock()
-	r.seen++
-	r.mu.Unlock()
-	res, ok := r.unwrap(mixName, pkt)
-	if !ok || res.Action != sphinx.Forward {
-		return
-	}
-	switch res.NextHop {
-	case pkitest.Identity(provName).Public().NodeID():
-		r.forward(pkt)
-	case pkitest.Identity(otherName).Public().NodeID():
-		res, ok := r.unwrap(otherName, pkt)
-		if !ok || res.Action != sphinx.Deliver {
-			return
-		}
-		a := arrival{recipient: res.Recipient, isReply: res.IsSURBReply, surbID: res.SURBID, payload: append([]byte(nil), res.Payload...)}
-		r.mu.Lock()
-		r.arrived = append(r.arrived, a)
-		hook := r.onArrive
-		r.mu.Unlock()
-		if hook != nil {
-			hook(a)
-		}
-	}
-}
-
-// forward sends pkt to provider-0 over the relay's node link, dialling it
-// when needed.
-func (r *relay) forward(pkt []byte) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped || r.provAddr == "" {
-		return
-	}
-	for range 2 {
-		if r.out == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			c, err := link.Dial(ctx, "tcp", r.provAddr, link.Config{PrivateKey: pkitest.Link(mixName), PacketLength: r.geo.PacketLength()},
-				pkitest.Link(provName).Public())
-			cancel()
-			if err != nil {
-				return
-			}
-			r.out = c
-			r.wg.Go(func() { // the provider sends nothing on it; read for keepalives
-				for {
-					if _, err := c.Recv(context.Background()); err != nil {
-						return
-					}
-				}
-			})
-		}
-		if r.out.Send(context.Background(), link.SendPacket{Packet: pkt}) == nil {
-			return
-		}
-		r.out.Close()
-		r.out = nil
-	}
-}
-
-func (r *relay) arrivals() []arrival {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]arrival(nil), r.arrived...)
-}
-
 // testNet is a provider under test with its relay.
 type testNet struct {
 	t     testing.TB
 	dir   *testDir
-	relay *relay
+	relay *providertest.Relay
 	p     *Provider
 	reg   *prometheus.Registry
 	sched *epoch.Schedule
@@ -312,9 +153,13 @@ func startNet(t testing.TB, mutate func(*Config), setup func(*Provider)) *testNe
 	t.Helper()
 	s := schedule(t)
 	n := &testNet{t: t, sched: s, reg: prometheus.NewRegistry()}
-	n.relay = startRelay(t, s.Now())
-	n.geo = n.relay.geo
-	n.dir = newTestDir(n.relay.addr())
+	geo, err := sphinx.NewGeometry(3, 2000, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.geo = geo
+	n.relay = providertest.StartRelay(t, geo, s.Now())
+	n.dir = newTestDir(n.relay.Addr())
 	cfg := testConfig(filepath.Join(t.TempDir(), provName), s)
 	if mutate != nil {
 		mutate(&cfg)
@@ -323,6 +168,7 @@ func startNet(t testing.TB, mutate func(*Config), setup func(*Provider)) *testNe
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.relay.SetProvider(ln.Addr().String(), pkitest.Identity(provName).Public().NodeID(), pkitest.Link(provName).Public())
 	p, err := New(cfg, mix.Deps{Log: testLog(), Registerer: n.reg, Documents: n.dir, Uploader: n.dir, Listener: ln})
 	if err != nil {
 		t.Fatal(err)
@@ -332,9 +178,6 @@ func startNet(t testing.TB, mutate func(*Config), setup func(*Provider)) *testNe
 		setup(p)
 	}
 	n.stop = runService(t, p.Run, p.Close)
-	n.relay.mu.Lock()
-	n.relay.provAddr = ln.Addr().String()
-	n.relay.mu.Unlock()
 	var notReady error
 	waitFor(t, "the provider ready", func() bool { notReady = p.Ready(); return notReady == nil },
 		func() string { return fmt.Sprint(notReady) })

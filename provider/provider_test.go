@@ -17,6 +17,7 @@ import (
 	"github.com/chorus-mixnet/chorus/mix/sphinx"
 	"github.com/chorus-mixnet/chorus/pki"
 	"github.com/chorus-mixnet/chorus/pki/pkitest"
+	"github.com/chorus-mixnet/chorus/provider/providertest"
 	"github.com/chorus-mixnet/chorus/provider/users"
 )
 
@@ -211,15 +212,15 @@ func TestMailboxLimits(t *testing.T) {
 			if v := n.metric("chorus_provider_deliveries_refused_total", "reason", "mailbox_full"); v != 2 {
 				t.Fatalf("refused{mailbox_full} = %v, want 2", v)
 			}
-			waitFor(t, "three ACKs", func() bool { return len(n.relay.arrivals()) >= 3 })
+			waitFor(t, "three ACKs", func() bool { return len(n.relay.Arrivals()) >= 3 })
 			// Let a wrongly sent ACK show up before counting.
 			waitFor(t, "the store queue idle", func() bool { return n.p.storing.Load() == 0 })
 			if v := n.metric("chorus_provider_replies_sent_total", "kind", "ack"); v != 3 {
 				t.Fatalf("ACKs sent: %v, want 3", v)
 			}
 			acked := map[[16]byte]bool{}
-			for _, a := range n.relay.arrivals() {
-				acked[a.surbID] = true
+			for _, a := range n.relay.Arrivals() {
+				acked[a.SURBID] = true
 			}
 			for i := range 5 {
 				if acked[ids[i]] != (i < 3) {
@@ -241,7 +242,7 @@ func TestMailboxLimits(t *testing.T) {
 			if n.queued(bob.mailbox) != 3 {
 				t.Fatalf("after room was made: %d queued, want 3", n.queued(bob.mailbox))
 			}
-			waitFor(t, "the fourth ACK", func() bool { return len(n.relay.arrivals()) == 4 })
+			waitFor(t, "the fourth ACK", func() bool { return len(n.relay.Arrivals()) == 4 })
 		})
 	}
 }
@@ -299,9 +300,8 @@ func TestACKAfterDurable(t *testing.T) {
 		surb, _ := n.surb(otherName, [32]byte{1}, id)
 		pkts = append(pkts, n.packet(bob.mailbox, n.forwardPayload(surb, text(i))))
 	}
-	n.relay.mu.Lock()
-	n.relay.onArrive = func(a arrival) {
-		msg := msgOf[a.surbID]
+	n.relay.OnArrive(func(a providertest.Arrival) {
+		msg := msgOf[a.SURBID]
 		mu.Lock()
 		ok := stored[msg]
 		held := len(stored)
@@ -311,12 +311,11 @@ func TestACKAfterDurable(t *testing.T) {
 			violations = append(violations, fmt.Sprintf("ACK for %q arrived before its store returned (%v) or the spool holds %d < %d", msg, ok, st.Messages, held))
 			mu.Unlock()
 		}
-	}
-	n.relay.mu.Unlock()
+	})
 	for _, pkt := range pkts {
 		alice.send(link.SendPacket{Packet: pkt})
 	}
-	waitFor(t, "every ACK", func() bool { return len(n.relay.arrivals()) == count })
+	waitFor(t, "every ACK", func() bool { return len(n.relay.Arrivals()) == count })
 	mu.Lock()
 	defer mu.Unlock()
 	for _, v := range violations {
@@ -339,12 +338,12 @@ func TestEchoDropUnknown(t *testing.T) {
 	surb, surbKeys := n.surb(otherName, [32]byte{7}, id)
 	ping := []byte("ping 42")
 	alice.send(link.SendPacket{Packet: n.packet(sphinx.EchoRecipient(), n.forwardPayload(surb, ping))})
-	waitFor(t, "the echo answer", func() bool { return len(n.relay.arrivals()) == 1 })
-	a := n.relay.arrivals()[0]
-	if !a.isReply || a.surbID != id || a.recipient != [32]byte{7} {
-		t.Fatalf("echo answer: reply %v, recipient %x", a.isReply, a.recipient[:4])
+	waitFor(t, "the echo answer", func() bool { return len(n.relay.Arrivals()) == 1 })
+	a := n.relay.Arrivals()[0]
+	if !a.IsReply || a.SURBID != id || a.Recipient != [32]byte{7} {
+		t.Fatalf("echo answer: reply %v, recipient %x", a.IsReply, a.Recipient[:4])
 	}
-	body, err := sphinx.DecryptSURBPayload(n.geo, a.payload, surbKeys)
+	body, err := sphinx.DecryptSURBPayload(n.geo, a.Payload, surbKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,11 +374,11 @@ func TestEchoDropUnknown(t *testing.T) {
 			n.metric("chorus_provider_deliveries_total", "kind", "drop") == 1 &&
 			n.metric("chorus_provider_deliveries_refused_total", "reason", "unknown_mailbox") == 1 &&
 			n.metric("chorus_provider_replies_dropped_total", "kind", "echo", "reason", "first_hop") == 1 &&
-			len(n.relay.arrivals()) == 2
+			len(n.relay.Arrivals()) == 2
 	})
-	if a := n.relay.arrivals()[1]; a.surbID != id2 {
+	if a := n.relay.Arrivals()[1]; a.SURBID != id2 {
 		t.Fatal("second echo answer has the wrong SURB ID")
-	} else if body, err := sphinx.DecryptSURBPayload(n.geo, a.payload, surbKeys2); err != nil || !bytes.HasPrefix(body, ping) {
+	} else if body, err := sphinx.DecryptSURBPayload(n.geo, a.Payload, surbKeys2); err != nil || !bytes.HasPrefix(body, ping) {
 		t.Fatalf("echo through a SURB that starts at the mix: %v", err)
 	}
 	if v := n.metric("chorus_provider_replies_sent_total", "kind", "echo"); v != 2 {

@@ -196,8 +196,10 @@ control_burst = 1000000
 
 	acked := func() map[uint64]bool {
 		out := map[uint64]bool{}
-		for _, a := range n.relay.arrivals() {
-			out[binary.BigEndian.Uint64(a.surbID[:8])] = true
+		for _, a := range n.relay.Arrivals() {
+			if a.IsReply {
+				out[binary.BigEndian.Uint64(a.SURBID[:8])] = true
+			}
 		}
 		return out
 	}

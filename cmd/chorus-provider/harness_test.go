@@ -10,33 +10,32 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chorus-mixnet/chorus/cmd/internal/daemon/daemontest"
 	"github.com/chorus-mixnet/chorus/mix/keys"
-	"github.com/chorus-mixnet/chorus/mix/link"
 	"github.com/chorus-mixnet/chorus/mix/sphinx"
 	"github.com/chorus-mixnet/chorus/pki"
 	"github.com/chorus-mixnet/chorus/pki/authority"
 	"github.com/chorus-mixnet/chorus/pki/dirclient"
 	"github.com/chorus-mixnet/chorus/pki/pkitest"
+	"github.com/chorus-mixnet/chorus/provider/providertest"
 )
 
 // The process tests run the real chorus-provider binary against a network
 // in the test process: a real directory authority (pki/authority, a
 // threshold of one, hour-long epochs so that no epoch ends during a test)
-// and a relay that plays the one mix of the one layer ("mix-0-0", pkitest
-// keys) and a second provider ("provider-1"). The relay removes the mix's
-// layer of what the provider sends it; packets for the provider go back
-// to it over a node link, packets for provider-1 (the SURB-ACKs and echo
-// answers the tests ask for) it unwraps once more and records. So the test
-// sees every ACK the moment it has left the provider.
+// and a relay (providertest.Relay) that plays the one mix of the one layer
+// ("mix-0-0", pkitest keys) and a second provider ("provider-1"). The
+// relay removes the mix's layer of what the provider sends it; packets for
+// the provider go back to it over a node link, packets for provider-1 (the
+// SURB-ACKs and echo answers the tests ask for) it unwraps once more and
+// records. So the test sees every ACK the moment it has left the provider.
 
 const (
-	mixName   = "mix-0-0"
-	otherName = "provider-1"
+	mixName   = providertest.MixName
+	otherName = providertest.OtherName
 	provName  = "provider-0"
 )
 
@@ -60,7 +59,7 @@ type network struct {
 	authKey  keys.IdentityPublicKey
 	dir      *dirclient.Client
 	geo      *sphinx.Geometry
-	relay    *relay
+	relay    *providertest.Relay
 }
 
 func startNetwork(t testing.TB) *network {
@@ -102,10 +101,10 @@ func startNetwork(t testing.TB) *network {
 	if n.geo, err = sphinx.NewGeometry(3, cfg.UserPayloadLength, true); err != nil {
 		t.Fatal(err)
 	}
-	n.relay = startRelay(t, n.geo, n.epoch())
+	n.relay = providertest.StartRelay(t, n.geo, n.epoch())
 	// The mix's descriptors for this epoch and the next.
 	for e := n.epoch(); e <= n.epoch()+1; e++ {
-		node := pkitest.NewNode(mixName, pki.RoleMix, e, "tcp://"+n.relay.addr())
+		node := pkitest.NewNode(mixName, pki.RoleMix, e, "tcp://"+n.relay.Addr())
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := n.dir.Upload(ctx, node.Signed)
 		cancel()
@@ -130,7 +129,7 @@ func (n *network) document() *pki.Document {
 		if err == nil {
 			p := doc.Providers[0]
 			addr, _ := strings.CutPrefix(p.Addresses[0], "tcp://")
-			n.relay.setProvider(addr, p.LinkKey)
+			n.relay.SetProvider(addr, p.ID, p.LinkKey)
 			return doc
 		}
 		if time.Now().After(deadline) {
@@ -171,155 +170,6 @@ func keyText(k interface{ MarshalText() ([]byte, error) }) string {
 		panic(err)
 	}
 	return string(b)
-}
-
-// arrival is a reply that reached provider-1 through the relay.
-type arrival struct {
-	surbID  [sphinx.SURBIDLength]byte
-	payload []byte
-}
-
-// relay plays mix-0-0 and provider-1.
-type relay struct {
-	t     testing.TB
-	ln    *link.Listener
-	geo   *sphinx.Geometry
-	epoch uint64
-	other pki.NodeID
-
-	mu       sync.Mutex
-	provAddr string
-	provKey  keys.LinkPublicKey
-	out      *link.Conn
-	arrived  []arrival
-	stopped  bool
-	wg       sync.WaitGroup
-}
-
-func startRelay(t testing.TB, geo *sphinx.Geometry, epoch uint64) *relay {
-	t.Helper()
-	r := &relay{t: t, geo: geo, epoch: epoch, other: pkitest.Identity(otherName).Public().NodeID()}
-	ln, err := link.Listen(context.Background(), "tcp", "127.0.0.1:0", link.Config{
-		PrivateKey:   pkitest.Link(mixName),
-		PacketLength: geo.PacketLength(),
-		Authorize: func(k keys.LinkPublicKey) bool {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			return !r.provKey.IsZero() && k.Equal(r.provKey)
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.ln = ln
-	r.wg.Go(r.accept)
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *relay) addr() string { return r.ln.Addr().String() }
-
-func (r *relay) setProvider(addr string, key keys.LinkPublicKey) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.provAddr, r.provKey = addr, key
-}
-
-func (r *relay) stop() {
-	r.mu.Lock()
-	r.stopped = true
-	out := r.out
-	r.mu.Unlock()
-	r.ln.Close()
-	if out != nil {
-		out.Close()
-	}
-	r.wg.Wait()
-}
-
-func (r *relay) accept() {
-	for {
-		c, err := r.ln.Accept(context.Background())
-		if err != nil {
-			return
-		}
-		r.wg.Go(func() {
-			defer c.Close()
-			for {
-				cmd, err := c.Recv(context.Background())
-				if err != nil {
-					return
-				}
-				if sp, ok := cmd.(link.SendPacket); ok {
-					r.packet(append([]byte(nil), sp.Packet...))
-				}
-			}
-		})
-	}
-}
-
-func (r *relay) unwrap(name string, pkt []byte) (*sphinx.Result, bool) {
-	for _, e := range []uint64{r.epoch, r.epoch + 1, r.epoch - 1} {
-		if res, err := sphinx.Unwrap(r.geo, pkitest.Sphinx(name, e), pkt); err == nil {
-			return res, true
-		}
-	}
-	return nil, false
-}
-
-func (r *relay) packet(pkt []byte) {
-	res, ok := r.unwrap(mixName, pkt)
-	if !ok || res.Action != sphinx.Forward {
-		return
-	}
-	if res.NextHop != r.other {
-		r.forward(pkt) // back to the provider
-		return
-	}
-	if res, ok = r.unwrap(otherName, pkt); ok && res.Action == sphinx.Deliver && res.IsSURBReply {
-		r.mu.Lock()
-		r.arrived = append(r.arrived, arrival{surbID: res.SURBID, payload: append([]byte(nil), res.Payload...)})
-		r.mu.Unlock()
-	}
-}
-
-// forward sends pkt to the provider over the relay's node link, dialling
-// it when needed; while the provider is down the packet is lost.
-func (r *relay) forward(pkt []byte) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped || r.provAddr == "" {
-		return
-	}
-	for range 2 {
-		if r.out == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			c, err := link.Dial(ctx, "tcp", r.provAddr, link.Config{PrivateKey: pkitest.Link(mixName), PacketLength: r.geo.PacketLength()}, r.provKey)
-			cancel()
-			if err != nil {
-				return
-			}
-			r.out = c
-			r.wg.Go(func() {
-				for {
-					if _, err := c.Recv(context.Background()); err != nil {
-						return
-					}
-				}
-			})
-		}
-		if r.out.Send(context.Background(), link.SendPacket{Packet: pkt}) == nil {
-			return
-		}
-		r.out.Close()
-		r.out = nil
-	}
-}
-
-func (r *relay) arrivals() []arrival {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]arrival(nil), r.arrived...)
 }
 
 // packets builds what a client of the provider sends.
