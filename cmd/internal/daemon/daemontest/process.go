@@ -130,12 +130,19 @@ func (p *Process) Kill() {
 // Wait waits up to timeout for the process to exit and returns its exit
 // code (-1 if a signal ended it); ok is false if it still runs.
 func (p *Process) Wait(timeout time.Duration) (code int, ok bool) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
 	select {
 	case <-p.done:
-		return ExitCode(p.err), true
-	case <-time.After(timeout):
-		return 0, false
+	case <-timer.C:
+		// An exit at the same moment counts: select picks at random.
+		select {
+		case <-p.done:
+		default:
+			return 0, false
+		}
 	}
+	return ExitCode(p.err), true
 }
 
 // Get fetches http://addr+path: the status code and the body.
