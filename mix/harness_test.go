@@ -3,12 +3,10 @@ package mix
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -19,121 +17,22 @@ import (
 	"github.com/chorus-mixnet/chorus/mix/hop"
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/mix/link"
+	"github.com/chorus-mixnet/chorus/mix/mixtest"
 	"github.com/chorus-mixnet/chorus/mix/sphinx"
 	"github.com/chorus-mixnet/chorus/pki"
-	"github.com/chorus-mixnet/chorus/pki/dirclient"
 	"github.com/chorus-mixnet/chorus/pki/epoch"
 	"github.com/chorus-mixnet/chorus/pki/pkitest"
 )
 
-// testDir is a directory authority stand-in: the DocumentSource and
-// Uploader of every node in a test. The document for an epoch is made, and
-// frozen, as soon as every expected node has a descriptor for it; nodes
-// that run upload theirs, stand-ins are added with addStatic.
+// testDir is the directory of every node in a test (mixtest.Directory),
+// with the nodes' DialContext.
 type testDir struct {
-	mu      sync.Mutex
-	layers  int
-	layerOf map[string]int // name → layer; pki.ProviderLayer for providers
-	params  pki.Parameters
-	descs   map[uint64]map[string]*pki.Descriptor
-	docs    map[uint64]*pki.Document
+	*mixtest.Directory
 	// dial, if set, is the nodes' DialContext (in-memory links).
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-func newTestDir(layers int) *testDir {
-	return &testDir{
-		layers:  layers,
-		layerOf: map[string]int{},
-		params:  pkitest.Parameters(),
-		descs:   map[uint64]map[string]*pki.Descriptor{},
-		docs:    map[uint64]*pki.Document{},
-	}
-}
-
-// expect declares a node of the network.
-func (d *testDir) expect(name string, layer int) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.layerOf[name] = layer
-}
-
-func (d *testDir) put(desc *pki.Descriptor) {
-	if d.descs[desc.Epoch] == nil {
-		d.descs[desc.Epoch] = map[string]*pki.Descriptor{}
-	}
-	d.descs[desc.Epoch][desc.Name] = desc
-}
-
-// addStatic adds the pkitest node name (deterministic keys) at addr for
-// epochs from..to.
-func (d *testDir) addStatic(name string, layer int, addr string, from, to uint64) {
-	d.expect(name, layer)
-	role := pki.RoleMix
-	if layer == pki.ProviderLayer {
-		role = pki.RoleProvider
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for e := from; e <= to; e++ {
-		d.put(pkitest.NewNode(name, role, e, "tcp://"+addr).Descriptor)
-	}
-}
-
-func (d *testDir) Upload(_ context.Context, sd *pki.SignedDescriptor) error {
-	desc, err := sd.Verify()
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.docs[desc.Epoch] != nil {
-		return &dirclient.RejectedError{Status: 409, Reason: "already decided"}
-	}
-	d.put(desc)
-	return nil
-}
-
-func (d *testDir) Threshold() int { return 1 }
-
-func (d *testDir) Document(_ context.Context, e uint64) (*pki.Document, []byte, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if doc := d.docs[e]; doc != nil {
-		return doc, nil, nil
-	}
-	have := d.descs[e]
-	if len(have) < len(d.layerOf) {
-		return nil, nil, fmt.Errorf("epoch %d: %w", e, dirclient.ErrNotFound)
-	}
-	doc := &pki.Document{
-		Epoch:      e,
-		Geometry:   pkitest.Geometry(d.layers),
-		Parameters: d.params,
-		Layers:     make([][]*pki.Descriptor, d.layers),
-	}
-	names := make([]string, 0, len(d.layerOf))
-	for n := range d.layerOf {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		desc := have[n]
-		if desc == nil {
-			return nil, nil, fmt.Errorf("epoch %d: %w", e, dirclient.ErrNotFound)
-		}
-		if l := d.layerOf[n]; l == pki.ProviderLayer {
-			doc.Providers = append(doc.Providers, desc)
-		} else {
-			doc.Layers[l] = append(doc.Layers[l], desc)
-		}
-	}
-	if err := doc.Validate(); err != nil {
-		return nil, nil, err
-	}
-	d.docs[e] = doc
-	return doc, nil, nil
-}
+func newTestDir(layers int) *testDir { return &testDir{Directory: mixtest.NewDirectory(layers)} }
 
 // doc returns the document for e, failing the test if there is none.
 func (d *testDir) doc(t testing.TB, e uint64) *pki.Document {
@@ -201,7 +100,7 @@ type running struct {
 // startNode starts a mix node named name in layer on ln.
 func startNode(t testing.TB, dir *testDir, s *epoch.Schedule, name string, layer int, ln net.Listener, dataDir string, mutate func(*Config)) *running {
 	t.Helper()
-	dir.expect(name, layer)
+	dir.Expect(name, layer)
 	if dataDir == "" {
 		dataDir = filepath.Join(t.TempDir(), name)
 	}
@@ -215,7 +114,7 @@ func startNode(t testing.TB, dir *testDir, s *epoch.Schedule, name string, layer
 		t.Fatal(err)
 	}
 	r := &running{name: name, addr: ln.Addr().String(), dir: dataDir, reg: reg, node: n, p: n.Pipeline()}
-	r.stop = runService(t, n.Run, n.Close)
+	r.stop = mixtest.Run(t, n.Run, n.Close)
 	return r
 }
 
@@ -223,7 +122,7 @@ func startNode(t testing.TB, dir *testDir, s *epoch.Schedule, name string, layer
 // hook, accepting node links on ln the way the provider does.
 func startProvider(t testing.TB, dir *testDir, s *epoch.Schedule, name string, ln net.Listener, deliver func(*hop.Decision)) *running {
 	t.Helper()
-	dir.expect(name, pki.ProviderLayer)
+	dir.Expect(name, pki.ProviderLayer)
 	dataDir := filepath.Join(t.TempDir(), name)
 	cfg := nodeConfig(name, pki.RoleProvider, ln.Addr().String(), dataDir, s)
 	cfg.Deliver = deliver
@@ -261,38 +160,8 @@ func startProvider(t testing.TB, dir *testDir, s *epoch.Schedule, name string, l
 		return err
 	}
 	r := &running{name: name, addr: ln.Addr().String(), dir: dataDir, reg: reg, p: p}
-	r.stop = runService(t, run, p.Close)
+	r.stop = mixtest.Run(t, run, p.Close)
 	return r
-}
-
-// runService runs run until the returned stop is called (or the test
-// ends), then closes.
-func runService(t testing.TB, run func(context.Context) error, closeFn func() error) func() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	var once sync.Once
-	var err error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-done:
-			case <-time.After(30 * time.Second):
-				err = fmt.Errorf("did not stop within 30s")
-			}
-			if cerr := closeFn(); err == nil {
-				err = cerr
-			}
-		})
-		return err
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return stop
 }
 
 // waitFor polls cond until it holds or a generous timeout passes; it

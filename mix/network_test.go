@@ -232,10 +232,10 @@ func startSmallNet(t testing.TB, mutate func(*Config)) *smallNet {
 	e := s.Now()
 	n := &smallNet{dir: newTestDir(3), epoch: e, sink: &sink{}}
 	n.sink.ln = listen(t)
-	n.dir.addStatic("mix-1-0", 1, n.sink.ln.Addr().String(), e-2, e+3)
-	n.dir.addStatic("mix-2-0", 2, "127.0.0.1:9", e-2, e+3)
-	n.dir.addStatic("provider-0", pki.ProviderLayer, "127.0.0.1:10", e-2, e+3)
-	n.dir.addStatic("provider-1", pki.ProviderLayer, "127.0.0.1:11", e-2, e+3)
+	n.dir.AddStatic("mix-1-0", 1, n.sink.ln.Addr().String(), e-2, e+3)
+	n.dir.AddStatic("mix-2-0", 2, "127.0.0.1:9", e-2, e+3)
+	n.dir.AddStatic("provider-0", pki.ProviderLayer, "127.0.0.1:10", e-2, e+3)
+	n.dir.AddStatic("provider-1", pki.ProviderLayer, "127.0.0.1:11", e-2, e+3)
 	n.mix = startNode(t, n.dir, s, "mix-0-0", 0, listen(t), "", func(c *Config) {
 		c.DisableLoops = true
 		if mutate != nil {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,9 +17,9 @@ import (
 	"github.com/chorus-mixnet/chorus/mix"
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/mix/link"
+	"github.com/chorus-mixnet/chorus/mix/mixtest"
 	"github.com/chorus-mixnet/chorus/mix/sphinx"
 	"github.com/chorus-mixnet/chorus/pki"
-	"github.com/chorus-mixnet/chorus/pki/dirclient"
 	"github.com/chorus-mixnet/chorus/pki/epoch"
 	"github.com/chorus-mixnet/chorus/pki/pkitest"
 	"github.com/chorus-mixnet/chorus/provider/providertest"
@@ -28,11 +27,12 @@ import (
 
 // The test network: the provider under test ("provider-0"), one mix layer
 // with one mix ("mix-0-0") and a second provider ("provider-1"). The mix
-// and provider-1 are played by a providertest.Relay, with pkitest
-// keys: it accepts provider-0's links, removes mix-0-0's layer, and sends
-// packets for provider-0 back to it over a node link; packets for
-// provider-1 it unwraps again and hands to the test, which is how the
-// tests watch ACKs and echo answers leave provider-0.
+// and provider-1 are played by a providertest.Relay with pkitest keys: it
+// accepts provider-0's links, removes mix-0-0's layer, and sends packets
+// for provider-0 back to it over a node link; packets for provider-1 it
+// unwraps again and hands to the test, which is how the tests watch ACKs
+// and echo answers leave provider-0. A mixtest.Directory makes the
+// documents.
 
 const (
 	provName  = "provider-0"
@@ -40,72 +40,24 @@ const (
 	otherName = providertest.OtherName
 )
 
-var authority = pkitest.Identity("authority")
+// authority signs the documents.
+var authority = pkitest.Identity(mixtest.AuthorityName)
 
-// testDir is the document source and uploader of provider-0: the
-// document for an epoch is made, and frozen, once provider-0 uploaded its
-// descriptor for it; it is signed by one test authority, and the raw
-// bytes are what a dirclient would return.
-type testDir struct {
-	mu      sync.Mutex
-	mixAddr string
-	descs   map[uint64]*pki.Descriptor
-	docs    map[uint64]*pki.Document
-	raws    map[uint64][]byte
-}
-
-func newTestDir(mixAddr string) *testDir {
-	return &testDir{mixAddr: mixAddr, descs: map[uint64]*pki.Descriptor{}, docs: map[uint64]*pki.Document{}, raws: map[uint64][]byte{}}
-}
-
-func (d *testDir) Upload(_ context.Context, sd *pki.SignedDescriptor) error {
-	desc, err := sd.Verify()
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.docs[desc.Epoch] != nil {
-		return &dirclient.RejectedError{Status: 409, Reason: "already decided"}
-	}
-	d.descs[desc.Epoch] = desc
-	return nil
-}
-
-func (d *testDir) Threshold() int { return 1 }
-
-func (d *testDir) Document(_ context.Context, e uint64) (*pki.Document, []byte, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if doc := d.docs[e]; doc != nil {
-		return doc, d.raws[e], nil
-	}
-	prov := d.descs[e]
-	if prov == nil {
-		return nil, nil, fmt.Errorf("epoch %d: %w", e, dirclient.ErrNotFound)
-	}
-	doc := &pki.Document{
-		Epoch:      e,
-		Geometry:   pkitest.Geometry(1),
-		Parameters: pkitest.Parameters(),
-		Layers:     [][]*pki.Descriptor{{pkitest.NewNode(mixName, pki.RoleMix, e, "tcp://"+d.mixAddr).Descriptor}},
-		Providers:  []*pki.Descriptor{prov, pkitest.NewNode(otherName, pki.RoleProvider, e, "tcp://127.0.0.1:3").Descriptor},
-	}
-	if err := doc.Validate(); err != nil {
-		return nil, nil, err
-	}
-	raw, err := pkitest.Sign(doc, authority).MarshalBinary()
-	if err != nil {
-		return nil, nil, err
-	}
-	d.docs[e], d.raws[e] = doc, raw
-	return doc, raw, nil
+// newTestDir is the document source and uploader of provider-0, with the
+// mix at mixAddr, around epoch e: the document for an epoch is made, and
+// frozen, once provider-0 uploaded its descriptor for it.
+func newTestDir(mixAddr string, e uint64) *mixtest.Directory {
+	d := mixtest.NewDirectory(1)
+	d.Expect(provName, pki.ProviderLayer)
+	d.AddStatic(mixName, 0, mixAddr, e-2, e+3)
+	d.AddStatic(otherName, pki.ProviderLayer, "127.0.0.1:3", e-2, e+3) // nobody dials provider-1
+	return d
 }
 
 // testNet is a provider under test with its relay.
 type testNet struct {
 	t     testing.TB
-	dir   *testDir
+	dir   *mixtest.Directory
 	relay *providertest.Relay
 	p     *Provider
 	reg   *prometheus.Registry
@@ -159,7 +111,7 @@ func startNet(t testing.TB, mutate func(*Config), setup func(*Provider)) *testNe
 	}
 	n.geo = geo
 	n.relay = providertest.StartRelay(t, geo, s.Now())
-	n.dir = newTestDir(n.relay.Addr())
+	n.dir = newTestDir(n.relay.Addr(), s.Now())
 	cfg := testConfig(filepath.Join(t.TempDir(), provName), s)
 	if mutate != nil {
 		mutate(&cfg)
@@ -177,41 +129,11 @@ func startNet(t testing.TB, mutate func(*Config), setup func(*Provider)) *testNe
 	if setup != nil {
 		setup(p)
 	}
-	n.stop = runService(t, p.Run, p.Close)
+	n.stop = mixtest.Run(t, p.Run, p.Close)
 	var notReady error
 	waitFor(t, "the provider ready", func() bool { notReady = p.Ready(); return notReady == nil },
 		func() string { return fmt.Sprint(notReady) })
 	return n
-}
-
-// runService runs run until the returned stop is called (or the test
-// ends), then closes.
-func runService(t testing.TB, run func(context.Context) error, closeFn func() error) func() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	var once sync.Once
-	var err error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-done:
-			case <-time.After(60 * time.Second):
-				err = fmt.Errorf("did not stop within 60s")
-			}
-			if cerr := closeFn(); err == nil {
-				err = cerr
-			}
-		})
-		return err
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return stop
 }
 
 // waitFor polls cond until it holds or a generous timeout passes; it

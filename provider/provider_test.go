@@ -14,6 +14,7 @@ import (
 	"github.com/chorus-mixnet/chorus/mix"
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/mix/link"
+	"github.com/chorus-mixnet/chorus/mix/mixtest"
 	"github.com/chorus-mixnet/chorus/mix/sphinx"
 	"github.com/chorus-mixnet/chorus/pki"
 	"github.com/chorus-mixnet/chorus/pki/pkitest"
@@ -527,7 +528,7 @@ func TestNewStartsNothing(t *testing.T) {
 	s := schedule(t)
 	cfg := testConfig(t.TempDir(), s)
 	cfg.Pipeline.Listen = "127.0.0.1:0"
-	p, err := New(cfg, mixDeps(newTestDir("127.0.0.1:2")))
+	p, err := New(cfg, mixDeps(newTestDir("127.0.0.1:2", s.Now())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,14 +542,14 @@ func TestNewStartsNothing(t *testing.T) {
 	bad := testConfig("", s)
 	bad.Registration = users.RegistrationOpen
 	bad.StoreWorkers = -1
-	_, err = New(bad, mixDeps(newTestDir("127.0.0.1:2")))
+	_, err = New(bad, mixDeps(newTestDir("127.0.0.1:2", s.Now())))
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "data directory") || !strings.Contains(err.Error(), "store workers") ||
 		!strings.Contains(err.Error(), "open registration") {
 		t.Fatalf("bad config: %v", err)
 	}
 }
 
-func mixDeps(d *testDir) mix.Deps { return mix.Deps{Documents: d, Uploader: d} }
+func mixDeps(d *mixtest.Directory) mix.Deps { return mix.Deps{Documents: d, Uploader: d} }
 
 // TestDrainStoresQueued: deliveries still queued when the provider is
 // told to stop are stored before Run returns.
