@@ -263,6 +263,13 @@ func (r *Rotation) reconcile(now time.Time) (next time.Time, err error) {
 	last := cur + Ahead
 	var errs []error
 
+	// At an epoch boundary the new epoch's keys were made epochs ago: serve
+	// them at once, before the slow work below (a directory scan, and the
+	// fsyncs of a new key) can hold the node in the previous epoch.
+	if s := r.state.Load(); s.cur < cur && r.held[cur] != nil {
+		r.publish(cur)
+	}
+
 	// Zero the retired keys whose time has come.
 	r.wipes = slices.DeleteFunc(r.wipes, func(w wipe) bool {
 		if now.Before(w.at) {
