@@ -509,7 +509,7 @@ func (f *Forwarder) serve(ctx context.Context, p *peer, c *link.Conn, pending *[
 		}
 	}()
 	defer func() {
-		c.Close()
+		c.Close() // writes any frames SendMore buffered first
 		<-readerDone
 	}()
 
@@ -529,7 +529,13 @@ func (f *Forwarder) serve(ctx context.Context, p *peer, c *link.Conn, pending *[
 				return
 			}
 		}
-		if err := c.Send(ctx, link.SendPacket{Packet: *pending}); err != nil {
+		// While more packets wait for this peer, frames are batched into
+		// one write (up to the link's batch); the last one flushes them.
+		send := c.Send
+		if len(p.queue) > 0 {
+			send = c.SendMore
+		}
+		if err := send(ctx, link.SendPacket{Packet: *pending}); err != nil {
 			return
 		}
 		f.m.sent.Inc()

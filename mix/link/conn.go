@@ -57,7 +57,8 @@ type Conn struct {
 
 	wmu      sync.Mutex
 	send     *cipherState // nil once wiped
-	wbuf     []byte       // wireLength; frames are sealed in place
+	wbuf     []byte       // wireLength, maxBatch × after a SendMore; frames are sealed in place
+	wn       int          // bytes of sealed frames in wbuf not yet written (SendMore)
 	wctx     ctxWatch
 	rmu      sync.Mutex
 	recv     *cipherState // nil once wiped
@@ -71,6 +72,9 @@ type Conn struct {
 	closed        chan struct{}
 	keepaliveDone chan struct{} // nil until start
 }
+
+// maxBatch is how many frames SendMore holds before it writes them.
+const maxBatch = 16
 
 // readBufferSize is the receive buffer: several frames, so one read system
 // call can fetch many.
@@ -187,29 +191,91 @@ func (c *Conn) Send(ctx context.Context, cmd Command) error {
 	if c.idleTimeout > 0 {
 		deadline = time.Now().Add(c.idleTimeout)
 	}
-	return c.writeFrame(ctx, cmd, deadline)
+	return c.writeFrame(ctx, cmd, deadline, true)
 }
 
-// writeFrame seals cmd and writes it before deadline (zero: none) or the end
-// of ctx. c.wmu must be held.
-func (c *Conn) writeFrame(ctx context.Context, cmd Command, deadline time.Time) error {
+// SendMore is Send for a sender that has more commands to send at once: it
+// encrypts cmd into the link's buffer and writes the buffered frames, in
+// one system call, only when the buffer is full (every maxBatch frames).
+// The caller must follow it with Send or Flush. Frames buffered when the
+// link fails are lost, as are frames still in the kernel's socket buffer;
+// Close writes them first, best-effort.
+func (c *Conn) SendMore(ctx context.Context, cmd Command) error {
+	if _, ok := cmd.(Disconnect); ok {
+		return fmt.Errorf("%w: Disconnect is sent by Close", ErrInvalidCommand)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var deadline time.Time
+	if c.idleTimeout > 0 {
+		deadline = time.Now().Add(c.idleTimeout)
+	}
+	if len(c.wbuf) == c.wireLength && c.send != nil {
+		// Links that never batch (a client's) keep a one-frame buffer.
+		c.wbuf = make([]byte, maxBatch*c.wireLength)
+	}
+	return c.writeFrame(ctx, cmd, deadline, false)
+}
+
+// Flush writes the frames SendMore buffered, as Send would.
+func (c *Conn) Flush(ctx context.Context) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wn == 0 {
+		return nil
+	}
 	if c.send == nil || c.isClosed() {
 		return ErrClosed
 	}
-	frame := c.wbuf[:c.frameLength]
-	if err := encodeFrame(frame, cmd, c.packetLength); err != nil {
-		return err
+	var deadline time.Time
+	if c.idleTimeout > 0 {
+		deadline = time.Now().Add(c.idleTimeout)
 	}
-	// ctx's own deadline acts through the watch, so that its expiry is
-	// reported as ctx.Err(), not as a stalled peer. The check comes after
-	// arming, so an interrupt that ran before it is not overwritten unseen.
 	c.wctx.watch(ctx)
 	_ = c.nc.SetWriteDeadline(deadline)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	wire := c.send.seal(c.wbuf[:0], frame)
-	_, err := c.nc.Write(wire)
+	return c.write(ctx)
+}
+
+// writeFrame seals cmd after the frames already buffered and, if flush is
+// set or the buffer is full, writes them all before deadline (zero: none)
+// or the end of ctx. c.wmu must be held.
+func (c *Conn) writeFrame(ctx context.Context, cmd Command, deadline time.Time, flush bool) error {
+	if c.send == nil || c.isClosed() {
+		return ErrClosed
+	}
+	frame := c.wbuf[c.wn : c.wn+c.frameLength]
+	if err := encodeFrame(frame, cmd, c.packetLength); err != nil {
+		return err
+	}
+	flush = flush || c.wn+2*c.wireLength > len(c.wbuf)
+	if flush {
+		// ctx's own deadline acts through the watch, so that its expiry
+		// is reported as ctx.Err(), not as a stalled peer. The check
+		// comes after arming, so an interrupt that ran before it is not
+		// overwritten unseen.
+		c.wctx.watch(ctx)
+		_ = c.nc.SetWriteDeadline(deadline)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.send.seal(c.wbuf[c.wn:c.wn], frame)
+	c.wn += c.wireLength
+	if !flush {
+		return nil
+	}
+	return c.write(ctx)
+}
+
+// write writes the buffered frames. c.wmu must be held and the deadline
+// and ctx's watch armed.
+func (c *Conn) write(ctx context.Context) error {
+	frames := c.wn / c.wireLength
+	_, err := c.nc.Write(c.wbuf[:c.wn])
+	c.wn = 0
 	if err != nil {
 		if c.isClosed() {
 			return ErrClosed
@@ -224,7 +290,9 @@ func (c *Conn) writeFrame(ctx context.Context, cmd Command, deadline time.Time) 
 		return fmt.Errorf("link: send: %w", err)
 	}
 	c.lastSend.Store(int64(time.Since(c.created)))
-	c.metrics.frameSent()
+	for range frames {
+		c.metrics.frameSent()
+	}
 	return nil
 }
 
@@ -344,7 +412,7 @@ func (c *Conn) keepalive() {
 			if c.idleTimeout > 0 {
 				deadline = time.Now().Add(c.idleTimeout)
 			}
-			err = c.writeFrame(context.Background(), NoOp{}, deadline)
+			err = c.writeFrame(context.Background(), NoOp{}, deadline, true)
 			wait = c.keepAlive
 		}
 		c.wmu.Unlock()
@@ -401,12 +469,18 @@ func (c *Conn) shutdown(disconnect bool) error {
 		close(c.closed)
 		if disconnect && c.wmu.TryLock() {
 			if c.send != nil {
-				frame := c.wbuf[:c.frameLength]
+				// After the frames SendMore buffered, if any: there is
+				// always room for one more.
+				frame := c.wbuf[c.wn : c.wn+c.frameLength]
 				_ = encodeFrame(frame, Disconnect{}, c.packetLength)
-				wire := c.send.seal(c.wbuf[:0], frame)
+				c.send.seal(c.wbuf[c.wn:c.wn], frame)
+				n := c.wn + c.wireLength
+				c.wn = 0
 				_ = c.nc.SetWriteDeadline(time.Now().Add(closeTimeout))
-				if _, werr := c.nc.Write(wire); werr == nil {
-					c.metrics.frameSent()
+				if _, werr := c.nc.Write(c.wbuf[:n]); werr == nil {
+					for range n / c.wireLength {
+						c.metrics.frameSent()
+					}
 				}
 			}
 			c.wmu.Unlock()

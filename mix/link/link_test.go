@@ -807,3 +807,61 @@ func TestUndecodableFrameKillsLink(t *testing.T) {
 		t.Errorf("send after a malformed frame: %v", err)
 	}
 }
+
+// TestSendMore: frames that SendMore buffers arrive in order, with the
+// frames of Send, after Flush, after a full batch, and after Close.
+func TestSendMore(t *testing.T) {
+	lcfg, dcfg := testConfig(t), testConfig(t)
+	lcfg.rekeyEvery, dcfg.rekeyEvery = 7, 7 // a rekey inside a batch
+	l := listen(t, lcfg)
+	d, a := connect(t, l, l.Addr().String(), dcfg, lcfg.PrivateKey.Public())
+	ctx := context.Background()
+	pkt := func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, testPacketLength) }
+	recvPackets := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if got, ok := recvOK(t, a).(SendPacket); !ok || !bytes.Equal(got.Packet, pkt(i)) {
+				t.Fatalf("packet %d garbled or missing", i)
+			}
+		}
+	}
+	// Nothing is written until Send: the peer sees nothing yet.
+	for i := range 3 {
+		if err := d.SendMore(ctx, SendPacket{Packet: pkt(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Send(ctx, SendPacket{Packet: pkt(3)}); err != nil {
+		t.Fatal(err)
+	}
+	recvPackets(0, 4)
+	// More than a batch: full batches are written as they fill.
+	for i := 4; i < 4+3*maxBatch; i++ {
+		if err := d.SendMore(ctx, SendPacket{Packet: pkt(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(ctx); err != nil { // nothing to write
+		t.Fatal(err)
+	}
+	recvPackets(4, 4+3*maxBatch)
+	if err := d.SendMore(ctx, Disconnect{}); !errors.Is(err, ErrInvalidCommand) {
+		t.Fatalf("SendMore(Disconnect) = %v", err)
+	}
+	// Close writes what is buffered, then the Disconnect.
+	next := 4 + 3*maxBatch
+	if err := d.SendMore(ctx, SendPacket{Packet: pkt(next)}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	recvPackets(next, next+1)
+	if _, err := a.Recv(ctx); err != io.EOF {
+		t.Fatalf("after Close: %v, want io.EOF", err)
+	}
+	if got := counter(t, dcfg.Metrics.sent); got != float64(next+2) {
+		t.Errorf("frames sent = %v, want %d", got, next+2)
+	}
+}

@@ -250,7 +250,7 @@ func runServer(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
 	}
 	c := newConn(nc, cfg, peer, send, recv)
 	c.wmu.Lock()
-	err = c.writeFrame(context.Background(), NoOp{}, deadline)
+	err = c.writeFrame(context.Background(), NoOp{}, deadline, true)
 	c.wmu.Unlock()
 	if err != nil {
 		c.Close()
