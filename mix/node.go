@@ -2,11 +2,9 @@ package mix
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -91,46 +89,14 @@ func (n *Node) Run(ctx context.Context) error {
 // own, at most MaxHandshakes at once, and serves the links that pass.
 func (n *Node) accept(ctx context.Context, ln net.Listener) error {
 	cfg := n.p.LinkConfig()
-	limit := cfg.MaxHandshakes
-	if limit <= 0 {
-		limit = link.DefaultMaxHandshakes
-	}
-	sem := make(chan struct{}, limit)
-	var backoff time.Duration
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	for {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return nil
-		}
-		nc, err := ln.Accept()
+	link.AcceptLoop(ctx, ln, cfg.MaxHandshakes, n.p.log, func(ctx context.Context, nc net.Conn) func() {
+		c, err := link.Server(ctx, nc, cfg)
 		if err != nil {
-			<-sem
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// Out of file descriptors or similar: wait and retry.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			n.p.log.Warn("mix: accept failed; retrying", "err", err, "backoff", backoff)
-			if !sleepCtx(ctx, backoff) {
-				return nil
-			}
-			continue
+			return nil // counted by the link metrics; the peer learns nothing
 		}
-		backoff = 0
-		wg.Go(func() {
-			c, err := link.Server(ctx, nc, cfg)
-			<-sem
-			if err != nil {
-				return // counted by the link metrics; the peer learns nothing
-			}
-			_ = n.p.ServeLink(ctx, c)
-		})
-	}
+		return func() { _ = n.p.ServeLink(ctx, c) }
+	})
+	return nil
 }
 
 // Close releases what New opened. Call it after Run returned; it is

@@ -20,6 +20,7 @@ import (
 type client struct {
 	conn    *link.Conn
 	mailbox [users.MailboxIDLength]byte
+	seq     uint64       // the order of the client's links: a newer one wins
 	in      *mix.Ingress // created on the first SendPacket
 
 	params  *pki.Document // whose parameters the buckets follow
@@ -47,7 +48,8 @@ func (p *Provider) roomFor(k keys.LinkPublicKey) bool {
 
 // addClient registers cl, closing an older link of the same client: a
 // client has one link, so a client that reconnects before its old link
-// timed out takes nothing more. false if the provider is draining.
+// timed out takes nothing more. false if the provider is draining, or if
+// a newer link of the same client got here first (cl is then replaced).
 func (p *Provider) addClient(cl *client) bool {
 	p.mu.Lock()
 	if p.closing {
@@ -55,6 +57,11 @@ func (p *Provider) addClient(cl *client) bool {
 		return false
 	}
 	old := p.clients[cl.mailbox]
+	if old != nil && old.seq > cl.seq {
+		cl.ended = endReplaced
+		p.mu.Unlock()
+		return false
+	}
 	p.clients[cl.mailbox] = cl
 	p.m.clients.Set(float64(len(p.clients)))
 	if old != nil {
@@ -94,11 +101,15 @@ func (p *Provider) closeClients() {
 // Commands are handled one at a time, in order, and each control command
 // gets its answer before the next is read: so a MessageAck is durable
 // before the RetrieveMessage after it is answered.
-func (p *Provider) serveClient(ctx context.Context, c *link.Conn, mailbox [users.MailboxIDLength]byte) {
-	cl := &client{conn: c, mailbox: mailbox}
+func (p *Provider) serveClient(ctx context.Context, c *link.Conn, mailbox [users.MailboxIDLength]byte, seq uint64) {
+	cl := &client{conn: c, mailbox: mailbox, seq: seq}
 	if !p.addClient(cl) {
 		c.Close()
-		p.m.ends.WithLabelValues(endShutdown).Inc()
+		reason := endShutdown
+		if cl.ended != "" {
+			reason = cl.ended
+		}
+		p.m.ends.WithLabelValues(reason).Inc()
 		return
 	}
 	reason := endClosed

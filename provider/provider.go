@@ -36,8 +36,9 @@ type Provider struct {
 	docs  *docCache
 	m     *metrics
 
-	running atomic.Bool
-	ln      net.Listener // deps.Listener, or opened by Run
+	running   atomic.Bool
+	clientSeq atomic.Uint64 // numbers client links as they are authorized
+	ln        net.Listener  // deps.Listener, or opened by Run
 
 	// The store queue: deliveries waiting for a store worker. Deliver
 	// (the pipeline's workers) sends; the channel is closed once the
@@ -277,69 +278,42 @@ func (p *Provider) expire(ctx context.Context) {
 // links from clients the registry authorizes to serveClient.
 func (p *Provider) accept(ctx context.Context, ln net.Listener) {
 	base := p.pipe.LinkConfig()
-	limit := base.MaxHandshakes
-	if limit <= 0 {
-		limit = link.DefaultMaxHandshakes
-	}
-	sem := make(chan struct{}, limit)
-	var backoff time.Duration
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	for {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			return
+	link.AcceptLoop(ctx, ln, base.MaxHandshakes, p.log, func(ctx context.Context, nc net.Conn) func() {
+		var peer peerKind
+		var mailbox [users.MailboxIDLength]byte
+		var seq uint64
+		cfg := base
+		remote := remoteIP(nc.RemoteAddr())
+		cfg.Authorize = func(k keys.LinkPublicKey) bool {
+			if p.pipe.Authorize(k) {
+				peer = peerNode
+				return true
+			}
+			if !p.roomFor(k) {
+				return false
+			}
+			var ok bool
+			if mailbox, ok = p.users.Authorize(k, remote); ok {
+				peer = peerClient
+				// Numbered here, before the client learns it is in, so a
+				// client's links are numbered in the order it made them.
+				seq = p.clientSeq.Add(1)
+			}
+			return ok
 		}
-		nc, err := ln.Accept()
+		c, err := link.Server(ctx, nc, cfg)
 		if err != nil {
-			<-sem
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors or similar: wait and retry.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			p.log.Warn("provider: accept failed; retrying", "err", err, "backoff", backoff)
-			if !sleepCtx(ctx, backoff) {
-				return
-			}
-			continue
+			return nil // counted by the link and registry metrics; the peer learns nothing
 		}
-		backoff = 0
-		wg.Go(func() {
-			var peer peerKind
-			var mailbox [users.MailboxIDLength]byte
-			cfg := base
-			remote := remoteIP(nc.RemoteAddr())
-			cfg.Authorize = func(k keys.LinkPublicKey) bool {
-				if p.pipe.Authorize(k) {
-					peer = peerNode
-					return true
-				}
-				if !p.roomFor(k) {
-					return false
-				}
-				var ok bool
-				if mailbox, ok = p.users.Authorize(k, remote); ok {
-					peer = peerClient
-				}
-				return ok
-			}
-			c, err := link.Server(ctx, nc, cfg)
-			<-sem
-			if err != nil {
-				return // counted by the link and registry metrics; the peer learns nothing
-			}
+		return func() {
 			switch peer {
 			case peerNode:
 				_ = p.pipe.ServeLink(ctx, c)
 			case peerClient:
-				p.serveClient(ctx, c, mailbox)
+				p.serveClient(ctx, c, mailbox, seq)
 			}
-		})
-	}
+		}
+	})
 }
 
 type peerKind uint8
@@ -380,15 +354,3 @@ func (p *Provider) Close() error {
 
 // geometry returns the packet geometry, known once the pipeline started.
 func (p *Provider) geometry() *sphinx.Geometry { return p.pipe.Geometry() }
-
-// sleepCtx waits for d; false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}

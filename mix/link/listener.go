@@ -271,7 +271,6 @@ func handshakeIOError(err error) error {
 type Listener struct {
 	ln     net.Listener
 	cfg    Config
-	sem    chan struct{}
 	ready  chan *Conn
 	ctx    context.Context // ends when the Listener closes
 	cancel context.CancelFunc
@@ -298,7 +297,6 @@ func Listen(ctx context.Context, network, addr string, cfg Config) (*Listener, e
 	l := &Listener{
 		ln:     ln,
 		cfg:    cfg,
-		sem:    make(chan struct{}, cfg.MaxHandshakes),
 		ready:  make(chan *Conn),
 		ctx:    lctx,
 		cancel: cancel,
@@ -337,48 +335,21 @@ func (l *Listener) Close() error {
 	return l.closeErr
 }
 
-// serve is the accept loop. It only accepts: every handshake runs in a
-// goroutine of its own, admitted by the semaphore.
+// serve is the accept loop: every handshake runs in a goroutine of its
+// own (AcceptLoop), and each link that passes is handed to Accept.
 func (l *Listener) serve() {
 	defer l.wg.Done()
-	var backoff time.Duration
-	for {
-		select {
-		case l.sem <- struct{}{}:
-		case <-l.ctx.Done():
-			return
-		}
-		nc, err := l.ln.Accept()
+	AcceptLoop(l.ctx, l.ln, l.cfg.MaxHandshakes, l.cfg.Logger, func(ctx context.Context, nc net.Conn) func() {
+		c, err := serverHandshake(ctx, nc, l.cfg)
 		if err != nil {
-			<-l.sem
-			if l.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors or similar: wait and retry.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			l.cfg.Logger.Warn("link: accept failed; retrying", "err", err, "backoff", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-l.ctx.Done():
-				t.Stop()
-				return
-			}
-			continue
+			return nil
 		}
-		backoff = 0
-		l.wg.Add(1)
-		go l.handshake(nc)
-	}
+		return func() { l.handOver(c, nc) }
+	})
 }
 
-func (l *Listener) handshake(nc net.Conn) {
-	defer l.wg.Done()
-	c, err := serverHandshake(l.ctx, nc, l.cfg)
-	<-l.sem
-	if err != nil {
-		return
-	}
+// handOver passes a link to Accept.
+func (l *Listener) handOver(c *Conn, nc net.Conn) {
 	// Hand the link to Accept. One that nobody accepts within the handshake
 	// timeout is closed rather than held for ever.
 	t := time.NewTimer(l.cfg.HandshakeTimeout)
