@@ -164,8 +164,13 @@ func (n *Network) writeNode(nd Node) error {
 	if nd.Role == RoleProvider {
 		return n.writeProvider(nd)
 	}
+	return writeTOML(n.configPath(nd.Name), "chorus-mixnode "+nd.Name+" of the test network in "+n.dir, n.nodeFile(nd))
+}
+
+// nodeFile is the part of a config that mixes and providers share.
+func (n *Network) nodeFile(nd Node) mixFile {
 	listen := n.st.addr(nd.Name + ".listen")
-	return writeTOML(n.configPath(nd.Name), "chorus-mixnode "+nd.Name+" of the test network in "+n.dir, mixFile{
+	return mixFile{
 		DataDir:         n.dataDir(nd.Name),
 		Name:            nd.Name,
 		Listen:          listen,
@@ -180,7 +185,7 @@ func (n *Network) writeNode(nd Node) error {
 		Authorities:     n.authorities,
 		Logging:         logging(),
 		Metrics:         metricsSection(n.metricsAddr(nd.Name)),
-	})
+	}
 }
 
 // providerFile is configs/chorus-provider.toml's shape: a mix node's
@@ -208,24 +213,8 @@ func (n *Network) writeProvider(nd Node) error {
 	if _, _, err := nodeKeys(n.dataDir(nd.Name)); err != nil {
 		return err
 	}
-	listen := n.st.addr(nd.Name + ".listen")
 	return writeTOML(n.configPath(nd.Name), "chorus-provider "+nd.Name+" of the test network in "+n.dir, providerFile{
-		mixFile: mixFile{
-			DataDir:         n.dataDir(nd.Name),
-			Name:            nd.Name,
-			Listen:          listen,
-			Addresses:       []string{"tcp://" + listen},
-			ShutdownTimeout: shutdownTimeoutFile,
-			DrainTimeout:    daemon.Duration(nodeDrainTimeout),
-			Workers:         nodeWorkers,
-			MaxPacketRate:   nodeMaxPacketRate,
-			KeyGrace:        keyGrace(n.st.period()),
-			Threshold:       threshold,
-			Epoch:           epochSection{Genesis: n.st.Genesis, Period: daemonDuration(n.st.period())},
-			Authorities:     n.authorities,
-			Logging:         logging(),
-			Metrics:         metricsSection(n.metricsAddr(nd.Name)),
-		},
+		mixFile:      n.nodeFile(nd),
 		Registration: providerRegistration{Policy: "open", PerAddressLimit: 20},
 		Mailboxes:    providerMailboxes{StoreWorkers: 4},
 	})
