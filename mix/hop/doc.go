@@ -21,7 +21,9 @@
 // # Replays
 //
 // The replay tag is checked against the filter of the key that opened the
-// packet, after the MAC has verified (so garbage cannot fill the filter).
+// packet, after the MAC has verified (so garbage cannot fill the filter)
+// and before the payload decryption and the blinding ladder (so a replay
+// costs one ladder, like garbage).
 // A filter that is full refuses the packet: a replay must never get through
 // because memory ran out.
 package hop

@@ -1,6 +1,8 @@
 package hop
 
 import (
+	"errors"
+
 	"github.com/chorus-mixnet/chorus/mix/keys"
 	"github.com/chorus-mixnet/chorus/mix/sphinx"
 )
@@ -15,9 +17,7 @@ type KeySource interface {
 // ReplayFilter records replay tags per epoch key. TestAndSet reports whether
 // tag was seen before under that epoch's key and records it; an error (for
 // example a full filter) means the packet must be refused.
-type ReplayFilter interface {
-	TestAndSet(epoch uint64, tag *[sphinx.ReplayTagLength]byte) (seen bool, err error)
-}
+type ReplayFilter = sphinx.ReplayFilter
 
 // Action is what the node must do with a packet.
 type Action uint8
@@ -100,21 +100,23 @@ func (p *Processor) Process(pkt []byte, current uint64, d *Decision) {
 		if !ok {
 			continue
 		}
-		if err := sphinx.UnwrapInto(p.geo, key, pkt, &d.Result); err != nil {
-			// A failed unwrap leaves pkt untouched: try the next key.
-			continue
-		}
-		d.Epoch = e
-		seen, err := p.replay.TestAndSet(e, &d.ReplayTag)
+		// The replay check runs inside the unwrap, right after the MAC:
+		// a replayed packet costs one ladder, not two.
+		err := sphinx.UnwrapChecked(p.geo, key, pkt, &d.Result, p.replay, e)
 		switch {
-		case err != nil:
-			p.drop(d, ReasonReplayFull)
-		case seen:
+		case errors.Is(err, sphinx.ErrReplay):
+			d.Epoch = e
 			p.drop(d, ReasonReplay)
+		case errors.Is(err, sphinx.ErrReplayRefused):
+			d.Epoch = e
+			p.drop(d, ReasonReplayFull)
+		case err != nil:
+			// Not this key's packet (pkt is untouched): try the next key.
+			continue
 		case d.Result.Action == sphinx.Forward:
-			d.Action = Forward
+			d.Epoch, d.Action = e, Forward
 		default:
-			d.Action = Deliver
+			d.Epoch, d.Action = e, Deliver
 		}
 		return
 	}

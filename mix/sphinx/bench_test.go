@@ -1,6 +1,7 @@
 package sphinx
 
 import (
+	"bytes"
 	"io"
 	"testing"
 
@@ -178,5 +179,28 @@ func BenchmarkX25519BaseLadder(b *testing.B) {
 	_, _ = io.ReadFull(testRand(34), sk[:])
 	for b.Loop() {
 		x25519.KeyGen(&pk, &sk)
+	}
+}
+
+// BenchmarkUnwrapReplay: a replayed packet is refused after one ladder,
+// before the payload and the blinding.
+func BenchmarkUnwrapReplay(b *testing.B) {
+	geo := DefaultGeometry()
+	r := testRand(78)
+	nodes := newTestNodes(b, r, 5)
+	pkt, err := NewPacket(r, geo, testPath(r, nodes, false), []byte("x"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := &setFilter{seen: map[[ReplayTagLength]byte]bool{}}
+	var res Result
+	if err := UnwrapChecked(geo, nodes[0].key, bytes.Clone(pkt), &res, f, 1); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := UnwrapChecked(geo, nodes[0].key, pkt, &res, f, 1); err != ErrReplay {
+			b.Fatal(err)
+		}
 	}
 }

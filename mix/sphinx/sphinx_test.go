@@ -447,3 +447,53 @@ func TestZeroGeometryPanics(t *testing.T) {
 	}()
 	_, _ = Unwrap(&Geometry{}, nil, nil)
 }
+
+// setFilter is the obvious replay filter.
+type setFilter struct {
+	seen map[[ReplayTagLength]byte]bool
+	err  error
+}
+
+func (f *setFilter) TestAndSet(_ uint64, tag *[ReplayTagLength]byte) (bool, error) {
+	if f.err != nil {
+		return false, f.err
+	}
+	if f.seen[*tag] {
+		return true, nil
+	}
+	f.seen[*tag] = true
+	return false, nil
+}
+
+// TestUnwrapCheckedReplay: a replay is refused right after the MAC, with
+// the packet untouched; a refusing filter refuses the packet; a packet
+// that is not for the key never reaches the filter.
+func TestUnwrapCheckedReplay(t *testing.T) {
+	geo := DefaultGeometry()
+	r := testRand(77)
+	nodes := newTestNodes(t, r, 3)
+	pkt, err := NewPacket(r, geo, testPath(r, nodes, false), []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := bytes.Clone(pkt)
+	f := &setFilter{seen: map[[ReplayTagLength]byte]bool{}}
+	var res Result
+	if err := UnwrapChecked(geo, nodes[0].key, bytes.Clone(orig), &res, f, 7); err != nil {
+		t.Fatalf("first: %v", err)
+	}
+	again := bytes.Clone(orig)
+	if err := UnwrapChecked(geo, nodes[0].key, again, &res, f, 7); err != ErrReplay {
+		t.Fatalf("replay: %v", err)
+	}
+	if !bytes.Equal(again, orig) {
+		t.Fatal("a replayed packet was modified")
+	}
+	if err := UnwrapChecked(geo, nodes[1].key, bytes.Clone(orig), &res, f, 7); err != ErrInvalidPacket || len(f.seen) != 1 {
+		t.Fatalf("wrong key: %v, %d tags recorded", err, len(f.seen))
+	}
+	refusing := &setFilter{err: errors.New("full")}
+	if err := UnwrapChecked(geo, nodes[0].key, bytes.Clone(orig), &res, refusing, 7); err != ErrReplayRefused {
+		t.Fatalf("refusing filter: %v", err)
+	}
+}

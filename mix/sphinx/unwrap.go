@@ -91,16 +91,42 @@ func Unwrap(geo *Geometry, key *keys.SphinxPrivateKey, pkt []byte) (*Result, err
 // UnwrapInto is Unwrap writing into a caller-owned Result, so that a hop
 // can unwrap without allocating. On failure res is zeroed.
 func UnwrapInto(geo *Geometry, key *keys.SphinxPrivateKey, pkt []byte, res *Result) error {
+	return UnwrapChecked(geo, key, pkt, res, nil, 0)
+}
+
+// ReplayFilter records the replay tags seen under each epoch's key (see
+// mix/replay). TestAndSet reports whether tag was seen before and records
+// it; an error means the tag cannot be recorded and the packet must be
+// refused.
+type ReplayFilter interface {
+	TestAndSet(epoch uint64, tag *[ReplayTagLength]byte) (seen bool, err error)
+}
+
+// Errors of UnwrapChecked besides ErrInvalidPacket. They are for the
+// node's own accounting; a node tells a peer nothing either way.
+var (
+	// ErrReplay: the packet's replay tag was seen before under this key.
+	ErrReplay = errors.New("sphinx: replayed packet")
+	// ErrReplayRefused: the replay filter could not record the tag.
+	ErrReplayRefused = errors.New("sphinx: replay filter refused the packet")
+)
+
+// UnwrapChecked is UnwrapInto with the replay check done inside: once the
+// MAC has verified, and before any other work (the payload decryption and
+// the blinding ladder), the tag goes to filter under epoch. A replayed
+// packet thus costs one ladder, like a packet with a bad MAC, and pkt is
+// left unchanged. A nil filter skips the check.
+func UnwrapChecked(geo *Geometry, key *keys.SphinxPrivateKey, pkt []byte, res *Result, filter ReplayFilter, epoch uint64) error {
 	geo.mustBeValid()
 	*res = Result{}
-	if !unwrap(geo, key, pkt, res) {
+	if err := unwrap(geo, key, pkt, res, filter, epoch); err != nil {
 		*res = Result{}
-		return ErrInvalidPacket
+		return err
 	}
 	return nil
 }
 
-func unwrap(geo *Geometry, key *keys.SphinxPrivateKey, pkt []byte, res *Result) bool {
+func unwrap(geo *Geometry, key *keys.SphinxPrivateKey, pkt []byte, res *Result, filter ReplayFilter, epoch uint64) error {
 	const p = perHopRoutingInfoLength
 	var (
 		ri         = geo.RoutingInfoLength()
@@ -110,7 +136,7 @@ func unwrap(geo *Geometry, key *keys.SphinxPrivateKey, pkt []byte, res *Result) 
 		payloadOff = macOff + macLength
 	)
 	if len(pkt) != geo.PacketLength() || pkt[0] != v0AD[0] || pkt[1] != v0AD[1] {
-		return false
+		return ErrInvalidPacket
 	}
 	alpha := (*x25519.Key)(pkt[alphaOff:riOff])
 
@@ -125,11 +151,11 @@ func unwrap(geo *Geometry, key *keys.SphinxPrivateKey, pkt []byte, res *Result) 
 	d.init((*[32]byte)(&ss))
 	clear(ss[:])
 	if !ok {
-		return false
+		return ErrInvalidPacket
 	}
 	headerMAC(&mac, d.next(), pkt[:macOff])
 	if subtle.ConstantTimeCompare(mac[:], pkt[macOff:payloadOff]) != 1 {
-		return false
+		return ErrInvalidPacket
 	}
 
 	// The header is authentic: from here on pkt is modified. (iv escapes
@@ -145,6 +171,14 @@ func unwrap(geo *Geometry, key *keys.SphinxPrivateKey, pkt []byte, res *Result) 
 		clear(sprp[:])
 	}()
 	res.ReplayTag = replayTag(alpha[:])
+	if filter != nil {
+		switch seen, err := filter.TestAndSet(epoch, &res.ReplayTag); {
+		case err != nil:
+			return ErrReplayRefused
+		case seen:
+			return ErrReplay
+		}
+	}
 	stream = *d.next()
 	t := d.next()
 	copy(iv[:], t[:sprpIVLength])
@@ -162,12 +196,12 @@ func unwrap(geo *Geometry, key *keys.SphinxPrivateKey, pkt []byte, res *Result) 
 
 	var cmds hopCommands
 	if !cmds.decodeHop(res.commands[:]) {
-		return false
+		return ErrInvalidPacket
 	}
 
 	payload := pkt[payloadOff:]
 	if !sprpDecrypt(&sprp, &iv, payload) {
-		return false
+		return ErrInvalidPacket
 	}
 
 	if cmds.next == nil {
@@ -177,13 +211,13 @@ func unwrap(geo *Geometry, key *keys.SphinxPrivateKey, pkt []byte, res *Result) 
 			res.IsSURBReply = true
 			res.SURBID = *cmds.surb
 			res.Payload = payload
-			return true
+			return nil
 		}
 		if !ctIsZero(payload[:PayloadTagLength]) {
-			return false
+			return ErrInvalidPacket
 		}
 		res.Payload = payload[PayloadTagLength:]
-		return true
+		return nil
 	}
 
 	// Forward: blind alpha with the scalar from the last KDF block. The
@@ -202,5 +236,5 @@ func unwrap(geo *Geometry, key *keys.SphinxPrivateKey, pkt []byte, res *Result) 
 	if cmds.hasDelay {
 		res.Delay = time.Duration(cmds.delay) * time.Millisecond
 	}
-	return true
+	return nil
 }
