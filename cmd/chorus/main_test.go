@@ -13,6 +13,7 @@ import (
 
 	"github.com/chorus-mixnet/chorus/client/api"
 	"github.com/chorus-mixnet/chorus/client/message"
+	"github.com/chorus-mixnet/chorus/cmd/internal/daemon/daemontest"
 	"github.com/chorus-mixnet/chorus/mix/keys"
 )
 
@@ -233,7 +234,7 @@ func TestCommands(t *testing.T) {
 
 	// --follow prints what arrives and stops on cancel.
 	fctx, cancel := context.WithCancel(ctx)
-	var fout lockedBuffer
+	var fout daemontest.SyncBuffer
 	done := make(chan int)
 	go func() {
 		done <- run(fctx, []string{"-socket", sock, "inbox", "--follow"}, strings.NewReader(""), &fout, &bytes.Buffer{})
@@ -252,24 +253,6 @@ func TestCommands(t *testing.T) {
 	if !strings.Contains(fout.String(), "late news") {
 		t.Errorf("--follow did not print the new message:\n%s", fout.String())
 	}
-}
-
-// lockedBuffer is a buffer one goroutine writes while another reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestErrors(t *testing.T) {

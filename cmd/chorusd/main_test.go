@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -154,26 +153,9 @@ identity_key = %q
 // proc is a running chorusd.
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *daemontest.SyncBuffer
 	exited chan error
 	api    *api.Client
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // start runs chorusd with the config and environment.
@@ -181,7 +163,7 @@ func start(t *testing.T, bin, config, dir string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, "-config", config)
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan error, 1), api: api.Dial(filepath.Join(dir, api.SocketName))}
+	p := &proc{cmd: cmd, stderr: &daemontest.SyncBuffer{}, exited: make(chan error, 1), api: api.Dial(filepath.Join(dir, api.SocketName))}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

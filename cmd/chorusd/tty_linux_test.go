@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chorus-mixnet/chorus/client/api"
+	"github.com/chorus-mixnet/chorus/cmd/internal/daemon/daemontest"
 )
 
 // TestTerminalPrompt starts chorusd on a pseudo-terminal with no other
@@ -27,7 +28,7 @@ func TestTerminalPrompt(t *testing.T) {
 	cmd := exec.Command(bin, "-config", cfg)
 	cmd.Env = filterEnv(os.Environ(), PassphraseEnv)
 	cmd.Stdin, cmd.Stdout = slave, slave
-	stderr := &lockedBuffer{}
+	stderr := &daemontest.SyncBuffer{}
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
@@ -38,7 +39,7 @@ func TestTerminalPrompt(t *testing.T) {
 	go func() { p.exited <- cmd.Wait() }()
 	t.Cleanup(func() { cmd.Process.Kill(); p.api.Close() })
 
-	screen := &lockedBuffer{}
+	screen := &daemontest.SyncBuffer{}
 	go func() {
 		buf := make([]byte, 4096)
 		for {

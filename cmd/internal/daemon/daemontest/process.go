@@ -26,7 +26,7 @@ const (
 type Process struct {
 	t    testing.TB
 	cmd  *exec.Cmd
-	log  syncBuffer
+	log  SyncBuffer
 	done chan struct{} // closed once the process has exited
 	err  error         // from Wait, set before done is closed
 }
@@ -157,20 +157,20 @@ func Get(addr, path string) (code int, body string, err error) {
 	return resp.StatusCode, string(b), err
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's writers and the
-// test's readers.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that one goroutine (a process's output, a
+// command under test) may write while the test reads it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
