@@ -46,7 +46,9 @@
 //     Forward (to NextHop after Delay; pkt now holds the next packet) or
 //     Deliver (Payload to Recipient, marked if it is a SURB reply), and
 //     carries the ReplayTag the hop must check. UnwrapInto reuses a Result
-//     and allocates nothing proportional to the packet.
+//     and allocates nothing proportional to the packet; UnwrapChecked also
+//     does the replay check right after the MAC, so a replay costs one
+//     ladder.
 //
 // Everything is pure: no I/O, no goroutines, no global state. Randomness
 // comes from the caller's io.Reader, so tests are deterministic.
